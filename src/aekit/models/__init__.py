@@ -1,0 +1,7 @@
+"""Model families; importing this package registers each of them."""
+
+from . import dense  # noqa: F401  (registers "dense")
+from .base import AEOutput, AutoencoderModule, build_model
+from .dense import DenseAutoencoder
+
+__all__ = ["AEOutput", "AutoencoderModule", "DenseAutoencoder", "build_model"]

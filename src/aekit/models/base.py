@@ -1,0 +1,62 @@
+"""What every autoencoder module provides, so that the one training loop and the estimators need not know which
+family they hold: ``encode``, ``decode`` (to logits), ``forward`` -> :class:`AEOutput`, ``regularized_weights``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..registry import get_model_class
+
+
+@dataclass
+class AEOutput:
+    """One forward pass. ``logits`` are the decoder's pre-activation outputs (BCE works on them directly)."""
+
+    logits: torch.Tensor  # (batch, features)
+    codings: torch.Tensor  # (batch, latent)
+    output_activation: str = "linear"
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)  # loss terms the model itself is responsible for
+
+    @property
+    def reconstruction(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits) if self.output_activation == "sigmoid" else self.logits
+
+
+class AutoencoderModule(nn.Module):
+    """Base class. Subclasses set ``self.config`` (the keyword arguments that rebuild them) and implement
+    ``encode`` and ``decode``."""
+
+    config: dict[str, Any]
+    output_activation: str = "linear"
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:  # (batch, features) -> (batch, latent)
+        raise NotImplementedError
+
+    def decode(self, codings: torch.Tensor) -> torch.Tensor:  # (batch, latent) -> logits (batch, features)
+        raise NotImplementedError
+
+    def output(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        codings = self.encode(x)
+        return AEOutput(self.decode(codings), codings, self.output_activation)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.output(self.decode(self.encode(x)))
+
+    def regularized_weights(self) -> list[nn.Parameter]:
+        """Parameters that L2 applies to: weight matrices and kernels, never biases (a tied decoder's weights are
+        the encoder's, so they appear once)."""
+        return [p for name, p in self.named_parameters() if name.endswith("weight")]
+
+
+def build_model(name: str, config: dict[str, Any]) -> AutoencoderModule:
+    """Rebuild a registered model family from its saved ``config``."""
+    model = get_model_class(name)(**config)
+    model.registry_name = name
+    return model

@@ -1,0 +1,43 @@
+"""Steps: what one batch of training does. The loop calls ``train_batch`` and ``eval_batch`` and knows nothing
+else about the model; a family with an unusual update (adversarial) brings its own step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from ..losses.objective import Objective
+from ..models.base import AutoencoderModule
+
+
+class NonFiniteLoss(FloatingPointError):
+    """Raised by a step before it applies an update computed from a NaN/inf loss."""
+
+
+class ReconstructionStep:
+    """Forward (optionally on a corrupted copy of the inputs), objective, backward, optimizer step."""
+
+    def __init__(
+        self,
+        model: AutoencoderModule,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.model, self.objective, self.optimizer, self.corrupt = model, objective, optimizer, corrupt
+
+    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen = self.corrupt(inputs) if self.corrupt is not None else inputs
+        terms = self.objective(self.model(seen), targets, seen, self.model)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss is {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.objective(self.model(inputs), targets, inputs, self.model)
