@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
+from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
@@ -109,7 +109,7 @@ def _load_tensors(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dic
         tensors = st_load(data)
         n = int.from_bytes(data[:8], "little")
         meta = json.loads(data[8 : 8 + n]).get("__metadata__", {}) or {}
-    except (SafetensorsError, ValueError, RuntimeError, OSError) as exc:
+    except (SafetensorError, ValueError, RuntimeError, OSError) as exc:
         raise CheckpointError(f"{where} is not a valid safetensors file ({exc}); aekit never loads pickle files") from None
     return tensors, meta
 

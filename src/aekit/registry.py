@@ -48,3 +48,6 @@ MODELS: Registry[Callable[..., Any]] = Registry("model")
 register_model = MODELS.register
 get_model_class = MODELS.get
 available_models = MODELS.available
+
+ESTIMATORS: Registry[type] = Registry("estimator")
+register_estimator = ESTIMATORS.register

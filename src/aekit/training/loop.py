@@ -90,40 +90,40 @@ def train(
     x_buf = torch.empty((batch_size, *X.shape[1:]), dtype=X.dtype, device=X.device)
     y_buf = None if Y is None else torch.empty((batch_size, *Y.shape[1:]), dtype=Y.dtype, device=Y.device)
     n_batches = -(-n // batch_size)
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        step.model.train()
-        perm = torch.randperm(n, generator=generator).to(X.device)
-        totals: dict[str, torch.Tensor] = {}
-        bar = tqdm(total=n_batches, desc=f"{description} epoch {epoch + 1}/{epochs}", disable=not progress,
-                   leave=False, mininterval=0.5)
-        for b, start in enumerate(range(0, n, batch_size)):
-            idx = perm[start : start + batch_size]
-            xb = torch.index_select(X, 0, idx, out=x_buf[: len(idx)])
-            yb = xb if Y is None else torch.index_select(Y, 0, idx, out=y_buf[: len(idx)])
-            try:
-                terms = step.train_batch(xb, yb)
-            except NonFiniteLoss as exc:
-                bar.close()
-                raise TrainingError(
-                    f"training diverged at epoch {epoch + 1}, batch {b + 1}/{n_batches}: {exc}. The update was not "
-                    "applied and the last checkpoint (if any) is intact; try a lower learning rate."
-                ) from None
-            _sum_terms(totals, terms, len(idx))
-            bar.update()
+    bar = tqdm(total=(epochs - start_epoch) * n_batches, desc=description, disable=not progress,
+               mininterval=0.5, unit="batch")
+    try:
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            step.model.train()
+            perm = torch.randperm(n, generator=generator).to(X.device)
+            totals: dict[str, torch.Tensor] = {}
+            bar.set_description(f"{description} epoch {epoch + 1}/{epochs}", refresh=False)
+            for b, start in enumerate(range(0, n, batch_size)):
+                idx = perm[start : start + batch_size]
+                xb = torch.index_select(X, 0, idx, out=x_buf[: len(idx)])
+                yb = xb if Y is None else torch.index_select(Y, 0, idx, out=y_buf[: len(idx)])
+                try:
+                    terms = step.train_batch(xb, yb)
+                except NonFiniteLoss as exc:
+                    raise TrainingError(
+                        f"training diverged at epoch {epoch + 1}, batch {b + 1}/{n_batches}: {exc}. The update was "
+                        "not applied and the last checkpoint (if any) is intact; try a lower learning rate."
+                    ) from None
+                _sum_terms(totals, terms, len(idx))
+                bar.update()
+            record: dict[str, Any] = {"epoch": epoch + 1, **(record_extra or {})}
+            record.update({k: float(v) / n for k, v in totals.items()})
+            if X_val is not None and len(X_val):
+                record.update({f"val_{k}": v for k, v in evaluate(step, X_val, Y_val, max(batch_size, 1024)).items()})
+            record["time"] = time.perf_counter() - t0
+            history.append(record)
+            bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "val_loss")}, refresh=False)
+            stop = False
+            for callback in callbacks:
+                stop = bool(callback.on_epoch_end(record, history)) or stop
+            if stop:
+                break
+    finally:
         bar.close()
-        record: dict[str, Any] = {"epoch": epoch + 1, **(record_extra or {})}
-        record.update({k: float(v) / n for k, v in totals.items()})
-        if X_val is not None and len(X_val):
-            record.update({f"val_{k}": v for k, v in evaluate(step, X_val, Y_val, max(batch_size, 1024)).items()})
-        record["time"] = time.perf_counter() - t0
-        history.append(record)
-        if progress:
-            shown = {k: v for k, v in record.items() if k in ("loss", "val_loss", "time")}
-            tqdm.write(f"{description} epoch {epoch + 1}/{epochs}: " + ", ".join(f"{k} {v:.5g}" for k, v in shown.items()))
-        stop = False
-        for callback in callbacks:
-            stop = bool(callback.on_epoch_end(record, history)) or stop
-        if stop:
-            break
     return history

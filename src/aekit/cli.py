@@ -1,0 +1,281 @@
+"""The ``aekit`` command line: train | evaluate | encode | reconstruct | info.
+
+User errors (bad data, missing files, corrupt checkpoints, bad flags) print one ``error:`` line and exit with
+code 2, without a traceback (set ``AEKIT_DEBUG=1`` to see one). ``--json`` makes the last stdout line a JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import AekitError
+
+RUN_FILE = "run.json"  # the CLI's own notes beside a checkpoint: data source, image shape, metrics
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+class UsageError(AekitError):
+    pass
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 300,150, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 300,150, got {text!r}")
+    return sizes
+
+
+def _data_spec(args: argparse.Namespace, run_notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    if getattr(args, "dataset", None) and getattr(args, "data", None):
+        raise UsageError("give either --dataset or --data, not both")
+    if getattr(args, "data", None):
+        return {"file": str(Path(args.data).resolve()), "label_column": args.label_column}
+    if getattr(args, "dataset", None):
+        return {"dataset": args.dataset}
+    if run_notes and "data" in run_notes:
+        return run_notes["data"]
+    return {"dataset": "digits"}
+
+
+def _load_data(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(X_train, X_test, image_shape); a user file is used whole for both."""
+    from .data import load_dataset, load_file
+
+    if "dataset" in spec:
+        ds = load_dataset(spec["dataset"])
+        return ds.X_train, ds.X_test, ds.image_shape
+    X, _, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    return X, X, image_shape
+
+
+def _read_notes(run: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run / RUN_FILE).read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError:
+        raise AekitError(f"{run / RUN_FILE} is not valid JSON; delete it or use another run folder") from None
+
+
+def _write_notes(run: Path, notes: dict[str, Any]) -> None:
+    from .io import atomic_write
+
+    atomic_write(run / RUN_FILE, json.dumps(notes, indent=2).encode())
+
+
+def _save_npy(path: str, array: np.ndarray) -> None:
+    from .io import atomic_write
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
+
+
+def _emit(args: argparse.Namespace, text: str, payload: dict[str, Any]) -> None:
+    print(text)
+    if args.json:
+        print(json.dumps(payload))
+
+
+def _load_run(run: str, device: str | None):
+    from .estimators import load
+
+    return load(run, device=device)
+
+
+# -- commands --------------------------------------------------------------------------------------------------
+_COMPARED = ("hidden_layers", "activation", "init", "tie_weights", "output_activation", "loss", "l2", "optimizer",
+             "learning_rate", "batch_size", "random_state")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from .estimators import Autoencoder
+    from .io import has_checkpoint
+    from .viz import plot_reconstructions
+
+    if args.resume:
+        run = Path(args.resume)
+        if not has_checkpoint(run):
+            raise UsageError(f"--resume {run}: no checkpoint there (expected {run}/config.json)")
+    else:
+        default = Path("runs") / (args.dataset or (Path(args.data).stem if args.data else "digits"))
+        run = Path(args.out) if args.out else default
+    notes = _read_notes(run)
+    spec = _data_spec(args, notes if args.resume else None)
+    X_train, X_test, image_shape = _load_data(spec)
+    params = dict(
+        hidden_layers=args.hidden, activation=args.activation, init=args.init, tie_weights=args.tie_weights,
+        loss=args.loss, l2=args.l2, optimizer=args.optimizer, learning_rate=args.lr, batch_size=args.batch_size,
+        epochs=args.epochs, early_stopping=args.early_stopping, validation_fraction=args.validation_fraction,
+        patience=args.patience, random_state=args.seed, device=args.device or "auto",
+    )
+    if has_checkpoint(run) and not args.overwrite:
+        est = _load_run(str(run), args.device)
+        if not args.resume:
+            saved = est.get_params()
+            diff = [k for k in _COMPARED if _norm(saved[k]) != _norm(params[k])]
+            if diff:
+                raise UsageError(
+                    f"{run} already holds a run with other settings ({', '.join(diff)}); use another --out, "
+                    "--overwrite to replace it, or --resume to continue it"
+                )
+        if args.epochs_given or not args.resume:
+            est.set_params(epochs=args.epochs)
+        est.set_params(warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
+        print(f"resuming {run} from epoch {est.n_epochs_}/{est.epochs}")
+    else:
+        est = Autoencoder(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
+    run.mkdir(parents=True, exist_ok=True)
+    _write_notes(run, {**notes, "data": spec, "image_shape": image_shape})
+    t0 = time.perf_counter()
+    est.fit(X_train)
+    seconds = time.perf_counter() - t0
+    est.save(run)  # also when no epoch ran (e.g. already complete)
+    test_mse = -est.score(X_test)
+    fig = plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)
+    fig.savefig(run / "reconstructions.png", dpi=100)
+    metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
+               "n_parameters": sum(p.numel() for p in est.model_.parameters())}
+    _write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
+    where = spec.get("dataset") or spec.get("file")
+    _emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({est.n_epochs_} epochs, {seconds:.1f} s; "
+                f"run folder: {run})", {**metrics, "run": str(run)})
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    est = _load_run(args.run, args.device)
+    spec = _data_spec(args, _read_notes(Path(args.run)))
+    _, X_test, _ = _load_data(spec)
+    test_mse = -est.score(X_test)
+    _emit(args, f"test reconstruction MSE: {test_mse:.6f}", {"test_mse": test_mse})
+
+
+def _transform_cmd(args: argparse.Namespace, method: str) -> None:
+    est = _load_run(args.run, args.device)
+    spec = _data_spec(args, _read_notes(Path(args.run)))
+    X_train, X_test, _ = _load_data(spec)
+    X = X_test if args.split == "test" else X_train
+    out = getattr(est, method)(X)
+    _save_npy(args.out, out)
+    _emit(args, f"wrote {args.out} {out.shape}", {"out": args.out, "shape": list(out.shape)})
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    est = _load_run(args.run, "cpu")
+    notes = _read_notes(Path(args.run))
+    info = {
+        "estimator": type(est).__name__,
+        "model": est.model_.config,
+        "params": {k: _norm(v) for k, v in est.get_params().items()},
+        "epochs_done": est.n_epochs_,
+        "n_parameters": sum(p.numel() for p in est.model_.parameters()),
+        "last_epoch": est.history_[-1] if est.history_ else None,
+        **{k: notes[k] for k in ("data", "metrics") if k in notes},
+    }
+    lines = [f"{k}: {v}" for k, v in info.items()]
+    _emit(args, "\n".join(lines), info)
+
+
+# -- parser ----------------------------------------------------------------------------------------------------
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="named dataset: digits (embedded), mnist, fashion-mnist")
+    p.add_argument("--data", help="a .npy, .npz, .csv file or an image folder")
+    p.add_argument("--label-column", help="CSV column holding labels (index or name), dropped from X")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--json", action="store_true", help="make the last line of stdout a JSON object")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="aekit", description="Train and use autoencoders.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"aekit {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train an autoencoder and write a run folder")
+    _add_data_args(p)
+    p.add_argument("--hidden", type=_int_list, default=(300, 150), help="encoder sizes, e.g. 300,150")
+    p.add_argument("--activation", default="elu", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
+    p.add_argument("--init", default="he", choices=["he", "lecun", "xavier"])
+    p.add_argument("--tie-weights", action="store_true")
+    p.add_argument("--loss", default="mse", choices=["mse", "bce"])
+    p.add_argument("--l2", type=float, default=0.0)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=150)
+    p.add_argument("--epochs", type=int, default=None, help="total epochs (default 10)")
+    p.add_argument("--early-stopping", action="store_true")
+    p.add_argument("--validation-fraction", type=float, default=0.1)
+    p.add_argument("--patience", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="test reconstruction MSE of a run")
+    p.add_argument("run")
+    _add_data_args(p)
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    for name, method, what in (("encode", "transform", "codings"), ("reconstruct", "predict", "reconstructions")):
+        p = sub.add_parser(name, help=f"write the {what} of a data set to .npy")
+        p.add_argument("run")
+        _add_data_args(p)
+        p.add_argument("--split", choices=["train", "test"], default="test")
+        p.add_argument("--out", required=True, help="output .npy file")
+        _add_common(p)
+        p.set_defaults(func=lambda a, m=method: _transform_cmd(a, m))
+
+    p = sub.add_parser("info", help="describe a run folder")
+    p.add_argument("run")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "train":
+        args.epochs_given = args.epochs is not None
+        args.epochs = 10 if args.epochs is None else args.epochs
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (AekitError, ValueError, TypeError, OSError) as exc:
+        if os.environ.get("AEKIT_DEBUG"):
+            raise
+        print(f"aekit {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

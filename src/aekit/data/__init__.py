@@ -1,0 +1,9 @@
+"""Data loading: IDX files, named datasets (digits, MNIST, Fashion-MNIST) and user files."""
+
+from __future__ import annotations
+
+from aekit.data.datasets import Dataset, available_datasets, load_dataset, register_dataset
+from aekit.data.files import load_file
+from aekit.data.idx import read_idx
+
+__all__ = ["Dataset", "available_datasets", "load_dataset", "load_file", "read_idx", "register_dataset"]

@@ -1,0 +1,241 @@
+"""User files: ``.npy``, ``.npz``, ``.csv``/``.tsv``/``.txt`` tables and folders of images.
+
+Nothing is ever unpickled (``allow_pickle=False`` everywhere), so a hostile file cannot run code. NaN values are
+read as they are; the estimators validate them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from aekit.data._arrays import flatten_images
+from aekit.errors import DataError
+
+LoadedFile = tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]
+_Raw = tuple[np.ndarray, np.ndarray | None, list[str] | None]  # (array, labels, header names)
+
+_X_KEYS = ("X", "x", "data", "images")
+_Y_KEYS = ("y", "labels", "targets")
+_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "F"})
+
+
+def load_file(path: str | os.PathLike[str], *,
+              label_column: int | str | None = None) -> LoadedFile:
+    """Read samples (and labels, if the file has them) from a user file or folder.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy`` array, a ``.npz`` archive (samples under ``X``/``x``/``data``/``images`` or its only array,
+        labels under ``y``/``labels``/``targets``), a numeric ``.csv``/``.tsv``/``.txt`` table (header row
+        detected), or a folder of images (png, jpg, jpeg, bmp, gif), flat or with one subfolder per class.
+    label_column : int or str, optional
+        For tables: the column (index, or header name) holding the labels, split off as ``y``.
+
+    Returns
+    -------
+    X : numpy.ndarray
+        float32, shape (n_samples, n_features). uint8 data is scaled to [0, 1]; other numbers are kept.
+    y : numpy.ndarray or None
+        Labels (int64 when they are whole numbers), or None.
+    image_shape : tuple of int or None
+        (H, W) for grayscale images, (C, H, W) for colour ones, None for tables.
+
+    Raises
+    ------
+    DataError
+        If the path is missing, unreadable, of an unknown kind, or holds non-numeric data.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"No such file: {path}")
+    if path.is_dir():
+        if label_column is not None:
+            raise DataError(f"label_column applies to tables, but {path} is a folder of images: its labels "
+                            "come from its subfolders (one per class)")
+        return _load_image_folder(path)
+    reader = _READERS.get(path.suffix.lower())
+    if reader is None:
+        raise DataError(f"Cannot read {path}: unknown file type {path.suffix!r}; use one of "
+                        f"{', '.join(_READERS)} or a folder of images")
+    try:
+        array, y, columns = reader(path)
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _read_error(exc, path) from exc
+    if label_column is not None:
+        if y is not None:
+            raise DataError(f"{path} already holds labels; drop label_column")
+        array, y = _split_column(array, label_column, columns, path)
+    X, image_shape = flatten_images(array, str(path))
+    return X, _as_labels(y, len(X), path), image_shape
+
+
+def _read_npy(path: Path) -> _Raw:
+    return np.load(path, allow_pickle=False), None, None
+
+
+def _read_npz(path: Path) -> _Raw:
+    with np.load(path, allow_pickle=False) as archive:
+        keys = archive.files
+        x_key = next((k for k in _X_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
+        if x_key is None:
+            raise DataError(f"{path} holds arrays {keys}; store the samples under 'X' (or 'x', 'data', 'images') "
+                            "and the labels under 'y' (or 'labels', 'targets')")
+        y_key = next((k for k in _Y_KEYS if k in keys), None)
+        return archive[x_key], None if y_key is None else archive[y_key], None
+
+
+def _read_table(path: Path) -> _Raw:
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = next((line for line in f if line.strip()), "")
+        if not first:
+            raise DataError(f"{path} is empty; expected rows of numbers")
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else next((d for d in ",\t;" if d in first), None)
+        cells = _split_row(first, delimiter)
+        header = None if all(map(_is_number, cells)) else [cell.strip() for cell in cells]
+        if header is None:
+            f.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "input contained no data": reported below
+                table = np.loadtxt(f, dtype=np.float64, delimiter=delimiter, comments=None, quotechar='"', ndmin=2)
+        except ValueError:
+            f.seek(0)
+            raise _bad_cell(f, path, delimiter, header) from None
+    if table.size == 0:
+        raise DataError(f"{path} has a header row but no rows of numbers")
+    if header is not None and len(header) != table.shape[1]:
+        raise DataError(f"{path} has {len(header)} names in its header row but {table.shape[1]} columns of numbers")
+    return table, None, header
+
+
+_READERS: dict[str, Callable[[Path], _Raw]] = {
+    ".npy": _read_npy, ".npz": _read_npz, ".csv": _read_table, ".tsv": _read_table, ".txt": _read_table,
+}
+
+
+def _read_error(exc: Exception, path: Path) -> DataError:
+    """What went wrong reading ``path``; numpy's refusals to unpickle get their own explanation."""
+    if "pickle" not in str(exc).lower():
+        return DataError(f"Cannot read {path}: {exc}")
+    with open(path, "rb") as f:  # numpy refused to unpickle: an object array inside .npy/.npz, or neither format
+        is_numpy = f.read(6).startswith((b"\x93NUMPY", b"PK"))
+    if is_numpy:
+        return DataError(f"{path} holds Python objects (dtype=object), which aekit never loads because "
+                         "unpickling can run arbitrary code; save a numeric array instead")
+    return DataError(f"Cannot read {path}: it is not a NumPy .npy/.npz file (pickles are never loaded); "
+                     "save arrays with np.save or np.savez")
+
+
+def _split_row(line: str, delimiter: str | None) -> list[str]:
+    return line.split() if delimiter is None else next(csv.reader([line], delimiter=delimiter))
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def _bad_cell(lines: Iterable[str], path: Path, delimiter: str | None, header: list[str] | None) -> DataError:
+    """Find the first row of a table numpy could not parse, and say what is wrong with it."""
+    rows = ((row, line) for row, line in enumerate(lines, start=1) if line.strip())
+    if header is not None:
+        next(rows)  # the header row
+    width = len(header) if header else None
+    for row, line in rows:
+        cells = _split_row(line, delimiter)
+        width = width or len(cells)
+        if len(cells) != width:
+            return DataError(f"{path}, row {row} has {len(cells)} columns, but the rows above have {width}")
+        for column, cell in enumerate(cells, start=1):
+            if not _is_number(cell):
+                name = f" ({header[column - 1]!r})" if header else ""
+                return DataError(f"{path}, row {row}, column {column}{name}: {cell.strip()!r} is not a number; "
+                                 "tables must be numeric (remove or encode text columns)")
+    return DataError(f"Cannot read {path} as a table of numbers")
+
+
+def _split_column(array: np.ndarray, label_column: int | str, columns: list[str] | None,
+                  path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Split the label column off a 2-D table: (table without it, labels)."""
+    if array.ndim != 2:
+        raise DataError(f"label_column needs a table, but {path} holds an array of shape {array.shape}")
+    if isinstance(label_column, str):
+        if columns is None or label_column not in columns:
+            found = f"its columns are {columns}" if columns else "it has no header row; pass the column index"
+            raise DataError(f"{path} has no column named {label_column!r}: {found}")
+        index = columns.index(label_column)
+    else:
+        index = label_column
+        if not -array.shape[1] <= index < array.shape[1]:
+            raise DataError(f"label_column={index} is out of range: {path} has {array.shape[1]} columns")
+    return np.delete(array, index, axis=1), array[:, index]
+
+
+def _as_labels(y: np.ndarray | None, n_samples: int, path: Path) -> np.ndarray | None:
+    """Check that there is one label per sample; whole-number labels become int64."""
+    if y is None:
+        return None
+    if y.shape != (n_samples,):
+        raise DataError(f"{path} holds labels of shape {y.shape}, but {n_samples} samples; expected ({n_samples},)")
+    integral = y.dtype.kind in "biu" or (y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all())
+    return y.astype(np.int64) if integral else y
+
+
+def _load_image_folder(folder: Path) -> LoadedFile:
+    """A flat folder of images (y is None), or one subfolder per class (labels 0..k-1 by sorted name)."""
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        paths, y = _images_in(folder, recursive=False), None
+    else:
+        groups = [_images_in(folder / name, recursive=True) for name in classes]
+        for name, group in zip(classes, groups):
+            if not group:
+                raise DataError(f"Class folder {folder / name} holds no images ({', '.join(_IMAGE_SUFFIXES)}); "
+                                "add some or remove the folder")
+        paths = [path for group in groups for path in group]
+        y = np.repeat(np.arange(len(groups), dtype=np.int64), [len(group) for group in groups])
+    if not paths:
+        raise DataError(f"{folder} holds no images ({', '.join(_IMAGE_SUFFIXES)}); put images in it, "
+                        "or one subfolder of images per class")
+    images = [_read_image(path) for path in paths]
+    for path, image in zip(paths, images):
+        if image.shape[:2] != images[0].shape[:2]:
+            (h0, w0), (h, w) = images[0].shape[:2], image.shape[:2]
+            raise DataError(f"Images must all have one size, but {paths[0]} is {h0}x{w0} (height x width) and "
+                            f"{path} is {h}x{w}; resize them first")
+    if any(image.ndim == 3 for image in images):  # colour: all (3, H, W)
+        stack = np.stack([np.dstack([im] * 3) if im.ndim == 2 else im for im in images]).transpose(0, 3, 1, 2)
+    else:
+        stack = np.stack(images)  # (n, H, W)
+    X, image_shape = flatten_images(stack, str(folder))
+    return X, y, image_shape
+
+
+def _images_in(folder: Path, recursive: bool) -> list[Path]:
+    candidates = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in candidates if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """uint8 (H, W) for grayscale images, (H, W, 3) for colour ones (alpha dropped, palettes expanded)."""
+    from PIL import Image  # matplotlib's dependency; imported only when images are read
+
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
+    except OSError as exc:  # includes PIL.UnidentifiedImageError and truncated files
+        raise DataError(f"Cannot read image {path}: {exc}; fix or remove it") from exc

@@ -1,0 +1,223 @@
+"""``aekit.Autoencoder``: stacked, tied or linear autoencoders as a scikit-learn transformer."""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from ..errors import DataError
+from ..losses import Objective
+from ..losses.reconstruction import mse
+from ..models.base import AEOutput, AutoencoderModule, build_model
+from ..nn.layers import ACTIVATIONS, INITS
+from ..registry import register_estimator
+from ..training import ReconstructionStep, make_optimizer
+from ..training.optim import OPTIMIZERS
+from .base import TorchEstimator
+
+
+@register_estimator("Autoencoder")
+class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimator):
+    """A stacked (deep) autoencoder: ``n_features - hidden_layers - mirror - n_features``.
+
+    Parameters
+    ----------
+    hidden_layers : sequence of int, default=(300, 150)
+        Sizes of the encoder's layers; the last is the coding layer. ``(300, 150)`` on MNIST gives
+        784-300-150-300-784.
+    activation : {"elu", "selu", "relu", "sigmoid", "tanh", "linear"}, default="elu"
+        Hidden activation. ``"linear"`` with one hidden layer is a linear autoencoder (spans PCA's subspace).
+    init : {"he", "lecun", "xavier"}, default="he"
+    tie_weights : bool, default=False
+        Decoder uses the encoder's weights transposed (own biases); halves the weights.
+    output_activation : {"auto", "linear", "sigmoid"}, default="auto"
+        ``"auto"`` is sigmoid for ``loss="bce"`` and linear for ``loss="mse"``.
+    loss : {"mse", "bce"}, default="mse"
+        Reconstruction loss; ``"bce"`` is cross-entropy from logits and needs X in [0, 1].
+    l2 : float, default=0.0
+        L2 on weight matrices (never biases): adds ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the book's).
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    learning_rate : float, default=1e-3
+    batch_size : int, default=150
+    epochs : int, default=10
+        Total epochs (with ``warm_start``, training continues until this many have run).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of X; stop after ``patience`` epochs without improvement and keep
+        the best weights.
+    validation_fraction : float, default=0.1
+    patience : int, default=10
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and noise; an int makes a CPU run repeatable bit for bit.
+    device : str, default="auto"
+        "auto" (CUDA if available), "cpu", "cuda", "cuda:N".
+    checkpoint_dir : str or None, default=None
+        If set, a checkpoint folder is written there after every epoch.
+    warm_start : bool, default=False
+        Continue training a fitted (or loaded) model instead of starting again.
+    image_shape : tuple or None, default=None
+        Shape of one sample as an image (for figures); rows stay flat.
+    verbose : int, default=0
+        Progress bar and one line per epoch when > 0.
+
+    Attributes
+    ----------
+    model_ : torch.nn.Module
+    history_ : list of dict
+        One record per epoch: each loss term, ``val_*`` terms, ``l2``, ``time``.
+    n_epochs_ : int
+    n_features_in_ : int
+    """
+
+    _parameter_constraints: dict = {
+        "hidden_layers": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "init": [StrOptions(set(INITS))],
+        "tie_weights": ["boolean"],
+        "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
+        "loss": [StrOptions({"mse", "bce"})],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "warm_start": ["boolean"],
+        "image_shape": ["array-like", None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_layers: tuple[int, ...] = (300, 150),
+        *,
+        activation: str = "elu",
+        init: str = "he",
+        tie_weights: bool = False,
+        output_activation: str = "auto",
+        loss: str = "mse",
+        l2: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        batch_size: int = 150,
+        epochs: int = 10,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        random_state: Any = None,
+        device: str = "auto",
+        checkpoint_dir: str | None = None,
+        warm_start: bool = False,
+        image_shape: tuple[int, ...] | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.hidden_layers = hidden_layers
+        self.activation = activation
+        self.init = init
+        self.tie_weights = tie_weights
+        self.output_activation = output_activation
+        self.loss = loss
+        self.l2 = l2
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.warm_start = warm_start
+        self.image_shape = image_shape
+        self.verbose = verbose
+
+    # -- hooks for TorchEstimator --------------------------------------------------------------------------
+    def _output_activation(self) -> str:
+        if self.output_activation != "auto":
+            return self.output_activation
+        return "sigmoid" if self.loss == "bce" else "linear"
+
+    def _build_model(self, n_features: int, seed: int) -> AutoencoderModule:
+        config = dict(n_features=n_features, hidden_layers=list(self.hidden_layers), activation=self.activation,
+                      init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation())
+        return build_model(self.model_name, {**config, "seed": seed})
+
+    def _objective(self) -> Objective:
+        return Objective(self.loss)
+
+    def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
+        optimizer = make_optimizer(self.optimizer, model.parameters(), model.regularized_weights(),
+                                   self.learning_rate, self.l2)
+        return ReconstructionStep(model, self._objective(), optimizer)
+
+    def _check_X(self, X: np.ndarray) -> None:
+        if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
+            raise DataError(
+                f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
+                "scale it (e.g. MinMaxScaler) or use loss='mse'"
+            )
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None) -> Autoencoder:
+        """Train the autoencoder on ``X`` (n_samples, n_features); ``y`` is ignored."""
+        return super().fit(X, y)
+
+    # -- using the result ----------------------------------------------------------------------------------
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.model_.config["hidden_layers"][-1])
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Codings of ``X``: (n_samples, coding size)."""
+        check_is_fitted(self, "model_")
+        return self._map(self.model_.encode, self._validate(X, reset=False))
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codings (n_samples, coding size) to reconstructions (n_samples, n_features)."""
+        check_is_fitted(self, "model_")
+        codings = check_array(X, dtype=np.float32, order="C")
+        if codings.shape[1] != self._n_features_out:
+            raise DataError(f"codings have {codings.shape[1]} columns, but the coding layer has "
+                            f"{self._n_features_out} units")
+        return self._map(lambda z: self.model_.output(self.model_.decode(z)), codings)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Reconstructions of ``X``."""
+        check_is_fitted(self, "model_")
+        return self._map(self.model_.reconstruct, self._validate(X, reset=False))
+
+    def reconstruction_error(self, X: Any) -> np.ndarray:
+        """Per-row mean squared reconstruction error (higher = more anomalous)."""
+        check_is_fitted(self, "model_")
+        X = self._validate(X, reset=False)
+        model = self.model_
+
+        def row_error(xb: torch.Tensor) -> torch.Tensor:
+            return mse(AEOutput(model.decode(model.encode(xb)), xb, model.output_activation), xb, "none")
+
+        return self._map(row_error, X)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Negative per-row reconstruction MSE: scikit-learn's convention, the lower the more abnormal."""
+        return -self.reconstruction_error(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean squared reconstruction error over all elements (higher is better)."""
+        return float(self.score_samples(X).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags

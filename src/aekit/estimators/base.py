@@ -1,0 +1,197 @@
+"""Machinery every aekit estimator shares: input validation, seeding, the call into the one training loop,
+checkpoints each epoch, resume (``warm_start``), save/load. Subclasses say which model and which step."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import __version__
+from ..device import resolve_device
+from ..errors import CheckpointError, DataError
+from ..io import Checkpoint, load_checkpoint, load_optimizer_state, optimizer_state_tensors, save_checkpoint
+from ..losses.penalties import l2_penalty
+from ..models.base import AutoencoderModule, build_model
+from ..registry import ESTIMATORS
+from ..training import EarlyStopping, EpochCallback, map_batches, train
+from ..training.loop import History
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return None  # e.g. a RandomState instance: not reproducible from JSON, stored as None
+
+
+class TorchEstimator(BaseEstimator):
+    """Base for estimators that train a torch module with the one loop.
+
+    Subclasses define ``_build_model(n_features, seed)``, ``_make_step(model, params, regularized)`` and may
+    override ``_prepare_targets``. Learned state: ``model_``, ``history_``, ``n_epochs_``, ``n_features_in_``.
+    """
+
+    model_name: str = "dense"
+
+    # -- hooks ---------------------------------------------------------------------------------------------
+    def _build_model(self, n_features: int, seed: int) -> AutoencoderModule:
+        raise NotImplementedError
+
+    def _make_step(self, model: AutoencoderModule):
+        raise NotImplementedError
+
+    def _check_X(self, X: np.ndarray) -> None:
+        """Extra checks on validated training data (e.g. BCE needs [0, 1])."""
+
+    # -- data ----------------------------------------------------------------------------------------------
+    def _validate(self, X: Any, reset: bool) -> np.ndarray:
+        return validate_data(self, X, dtype=np.float32, reset=reset, order="C")
+
+    def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(self.device_)
+
+    def _map(self, fn, X: np.ndarray) -> np.ndarray:
+        self.model_.eval()
+        return map_batches(fn, self._to_tensor(X)).cpu().numpy()
+
+    # -- fitting -------------------------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> TorchEstimator:
+        """Train on ``X`` (``y`` is ignored). With ``warm_start`` and a fitted model (e.g. from
+        :func:`aekit.load`), training continues from its weights, optimizer and RNG states until ``epochs``
+        epochs have run in total."""
+        self._validate_params()
+        resume = bool(getattr(self, "warm_start", False)) and hasattr(self, "model_")
+        X = self._validate(X, reset=not resume)
+        self._check_X(X)
+        if not resume:
+            self.device_ = resolve_device(self.device)
+            self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            self.model_ = self._build_model(X.shape[1], self.seed_).to(self.device_)
+            self.history_: History = []
+            self.n_epochs_ = 0
+            self._train_state: dict[str, torch.Tensor] = {}
+            self._state_meta: dict[str, str] = {}
+        self._fit_model(X)
+        return self
+
+    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not self.early_stopping:
+            return X, None
+        n_val = int(round(self.validation_fraction * len(X)))
+        if n_val < 1 or n_val >= len(X):
+            raise DataError(
+                f"early_stopping needs a validation split: validation_fraction={self.validation_fraction} of "
+                f"{len(X)} samples leaves {n_val} for validation; use more data or a larger fraction"
+            )
+        perm = np.random.RandomState(self.seed_).permutation(len(X))
+        return X[perm[n_val:]], X[perm[:n_val]]
+
+    def _fit_model(self, X: np.ndarray) -> None:
+        X_train, X_val = self._split(X)
+        X_t = self._to_tensor(X_train)
+        X_v = None if X_val is None else self._to_tensor(X_val)
+        model = self.model_
+        step = self._make_step(model)
+        generator = torch.Generator().manual_seed(self.seed_)
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(self.seed_)
+            if self._train_state:  # resume: optimizer, shuffling and global RNG exactly where they were
+                load_optimizer_state(step.optimizer, self._train_state, self._state_meta["param_groups"])
+                generator.set_state(self._train_state["rng.shuffle"])
+                torch.set_rng_state(self._train_state["rng.torch"])
+            callbacks = []
+            stopper = None
+            if X_v is not None:
+                stopper = EarlyStopping(model, patience=self.patience)
+                callbacks.append(stopper)
+
+            def on_epoch(record: dict[str, Any], history: History) -> None:
+                record["l2"] = l2_penalty(model.regularized_weights(), self.l2)
+                self.n_epochs_ = record["epoch"]
+                self._capture_state(step, generator)
+                if self.checkpoint_dir is not None:
+                    self.save(self.checkpoint_dir)
+
+            callbacks.insert(0, EpochCallback(on_epoch))
+            train(step, X_t, epochs=self.epochs, batch_size=self.batch_size, generator=generator, X_val=X_v,
+                  history=self.history_, start_epoch=self.n_epochs_, callbacks=callbacks,
+                  progress=bool(self.verbose), description=type(self).__name__)
+            if stopper is not None:
+                stopper.restore()
+        model.eval()
+
+    def _capture_state(self, step, generator: torch.Generator) -> None:
+        tensors, groups = optimizer_state_tensors(step.optimizer)
+        tensors["rng.shuffle"] = generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        self._train_state, self._state_meta = tensors, {"param_groups": groups}
+
+    # -- persistence ---------------------------------------------------------------------------------------
+    def _config(self) -> dict[str, Any]:
+        check_is_fitted(self, "model_")
+        return {
+            "aekit_version": __version__,
+            "estimator": type(self).__name__,
+            "params": {k: _jsonable(v) for k, v in self.get_params(deep=False).items()},
+            "model": {"name": self.model_.registry_name, "config": self.model_.config},
+            "fitted": {"n_features_in_": int(self.n_features_in_), "n_epochs_": int(self.n_epochs_),
+                       "seed_": int(self.seed_)},
+            "extra": getattr(self, "checkpoint_extra_", {}),
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the fitted estimator to a checkpoint folder (safetensors + JSON, atomic, no pickle)."""
+        return save_checkpoint(path, self._config(), self.model_.state_dict(), self._train_state,
+                               self._state_meta, self.history_)
+
+    @classmethod
+    def _from_checkpoint(cls, ckpt: Checkpoint, device: str | None = None) -> TorchEstimator:
+        cfg = ckpt.config
+        try:
+            params = dict(cfg["params"])
+            if device is not None:
+                params["device"] = device
+            est = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+            est.device_ = resolve_device(est.device)
+            est.model_ = build_model(cfg["model"]["name"], cfg["model"]["config"])
+            fitted = cfg["fitted"]
+            est.n_features_in_ = fitted["n_features_in_"]
+            est.n_epochs_ = fitted["n_epochs_"]
+            est.seed_ = fitted["seed_"]
+        except (KeyError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint config is missing or has a bad entry: {exc}") from None
+        try:
+            est.model_.load_state_dict(ckpt.weights)
+        except RuntimeError as exc:
+            raise CheckpointError(f"checkpoint weights do not fit the model its config describes: {exc}") from None
+        est.model_.to(est.device_).eval()
+        est.history_ = ckpt.history
+        est._train_state, est._state_meta = ckpt.state, ckpt.state_meta
+        est.checkpoint_extra_ = cfg.get("extra", {})
+        return est
+
+
+def load(path: str | os.PathLike, device: str | None = None) -> TorchEstimator:
+    """Rebuild a fitted estimator from a checkpoint folder written by ``save`` or during ``fit``.
+
+    Only JSON and safetensors are read; checksums are verified; nothing is unpickled.
+    """
+    ckpt = load_checkpoint(path)
+    name = ckpt.config.get("estimator")
+    if name not in ESTIMATORS:
+        raise CheckpointError(f"checkpoint {path} names an unknown estimator {name!r}")
+    return ESTIMATORS.get(name)._from_checkpoint(ckpt, device=device)
+
