@@ -98,8 +98,8 @@ def _load_run(run: str, device: str | None):
 
 
 # -- commands --------------------------------------------------------------------------------------------------
-_COMPARED = ("hidden_layers", "activation", "init", "tie_weights", "output_activation", "loss", "l2", "optimizer",
-             "learning_rate", "batch_size", "random_state")
+# settings that may change when a run is continued; any other difference means a different run
+_MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -127,7 +127,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         est = _load_run(str(run), args.device)
         if not args.resume:
             saved = est.get_params()
-            diff = [k for k in _COMPARED if _norm(saved[k]) != _norm(params[k])]
+            diff = [k for k in params if k not in _MAY_CHANGE and _norm(saved[k]) != _norm(params[k])]
             if diff:
                 raise UsageError(
                     f"{run} already holds a run with other settings ({', '.join(diff)}); use another --out, "
@@ -139,10 +139,18 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"resuming {run} from epoch {est.n_epochs_}/{est.epochs}")
     else:
         est = Autoencoder(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
+    fresh = not run.exists()
     run.mkdir(parents=True, exist_ok=True)
     _write_notes(run, {**notes, "data": spec, "image_shape": image_shape})
     t0 = time.perf_counter()
-    est.fit(X_train)
+    try:
+        est.fit(X_train)
+    except BaseException:
+        if not has_checkpoint(run):  # failed before the first epoch ended: leave nothing behind
+            (run / RUN_FILE).unlink(missing_ok=True)
+            if fresh and not any(run.iterdir()):
+                run.rmdir()
+        raise
     seconds = time.perf_counter() - t0
     est.save(run)  # also when no epoch ran (e.g. already complete)
     test_mse = -est.score(X_test)

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.errors import TrainingError
+from aekit.losses import Objective
+from aekit.models import DenseAutoencoder
+from aekit.training import ReconstructionStep, make_optimizer, train
+
+
+def weights(est):
+    return {k: v.clone() for k, v in est.model_.state_dict().items()}
+
+
+def test_same_seed_gives_identical_weights(digits):
+    X, _ = digits
+    a = weights(aekit.Autoencoder((16, 8), epochs=3, random_state=0).fit(X))
+    b = weights(aekit.Autoencoder((16, 8), epochs=3, random_state=0).fit(X))
+    c = weights(aekit.Autoencoder((16, 8), epochs=3, random_state=1).fit(X))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_training_reduces_loss_and_records_history(digits):
+    X, _ = digits
+    est = aekit.Autoencoder((32, 16), epochs=8, random_state=0).fit(X)
+    losses = [r["loss"] for r in est.history_]
+    assert len(est.history_) == 8 and est.n_epochs_ == 8
+    assert losses[-1] < 0.6 * losses[0]
+    assert {"epoch", "loss", "reconstruction", "l2", "time"} <= set(est.history_[0])
+
+
+def test_divergence_stops_with_clear_message_and_no_bad_update(tiny):
+    est = aekit.Autoencoder((8,), activation="linear", optimizer="sgd", learning_rate=1e6, epochs=50, random_state=0)
+    with pytest.raises(TrainingError, match=r"diverged at epoch \d+, batch \d+/\d+.*lower learning rate"):
+        est.fit(tiny * 100)
+    for p in est.model_.parameters():
+        assert torch.isfinite(p).all()
+
+
+def test_early_stopping_restores_best(digits):
+    X, _ = digits
+    est = aekit.Autoencoder((16,), epochs=200, early_stopping=True, patience=2, learning_rate=0.05,
+                            random_state=0).fit(X)
+    vals = [r["val_loss"] for r in est.history_]
+    assert len(vals) < 200
+    best = int(np.argmin(vals))
+    assert len(vals) - 1 - best == 2  # stopped `patience` epochs after the best one
+
+
+def test_l2_decays_weights_never_biases():
+    model = DenseAutoencoder(6, [4], seed=0)
+    opt = make_optimizer("sgd", model.parameters(), model.regularized_weights(), learning_rate=0.1, l2=0.5,
+                         momentum=0.0)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)
+    with torch.no_grad():
+        model.encoder[0].bias.fill_(1.0)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    opt.step()
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            assert torch.equal(p, before[name]), name
+        else:  # grad += l2 * W  =>  W <- W (1 - lr * l2)
+            assert torch.allclose(p, before[name] * (1 - 0.1 * 0.5)), name
+
+
+def test_loop_uses_targets_and_partial_last_batch():
+    torch.manual_seed(0)
+    X = torch.rand(10, 4)
+    Y = torch.rand(10, 4)
+    model = DenseAutoencoder(4, [3], seed=0)
+    step = ReconstructionStep(model, Objective("mse"), make_optimizer("adam", model.parameters(), [], 1e-2))
+    seen = []
+    original = step.train_batch
+
+    def spy(xb, yb):
+        seen.append((len(xb), bool(torch.equal(xb, yb))))
+        return original(xb, yb)
+
+    step.train_batch = spy
+    hist = train(step, X, Y, epochs=1, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert [n for n, _ in seen] == [4, 4, 2]
+    assert not any(same for _, same in seen)
+    assert hist[0]["loss"] > 0
