@@ -9,6 +9,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
+from aekit.data import make_tilted_sheet
 
 
 @parametrize_with_checks([aekit.Autoencoder((8, 4), epochs=3, batch_size=32, random_state=0, device="cpu"),
@@ -48,14 +49,8 @@ def test_pipeline_and_grid_search(digits):
 
 
 def test_linear_autoencoder_finds_pca_subspace():
-    rng = np.random.default_rng(42)  # the book's 3-D toy data: a noisy, tilted 2-D sheet
-    m = 200
-    angles = rng.random(m) * 3 * np.pi / 2 - 0.5
-    X = np.empty((m, 3))
-    X[:, 0] = np.cos(angles) + np.sin(angles) / 2 + rng.normal(size=m) * 0.1 / 2
-    X[:, 1] = np.sin(angles) * 0.7 + rng.normal(size=m) * 0.1 / 2
-    X[:, 2] = X[:, 0] * 0.1 + X[:, 1] * 0.3 + rng.normal(size=m) * 0.1
-    X = (X - X.mean(0)).astype(np.float32)
+    X = make_tilted_sheet()  # the book's 3-D toy data
+    m = len(X)
     est = aekit.Autoencoder((2,), activation="linear", learning_rate=0.01, batch_size=m, epochs=1000,
                             random_state=0).fit(X)
     pca = PCA(2).fit(X)
