@@ -81,6 +81,8 @@ def test_user_errors_exit_2_without_traceback(run, tmp_path, capsys):
     user_error(["train", "--dataset", "nope", "--quiet"], capsys, "nknown dataset 'nope'")
     user_error(["train", "--lr", "-1", "--out", str(tmp_path / "r2"), "--quiet"], capsys, "learning_rate")
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r2").exists()  # nothing half-written
+    user_error(["train", "--lr", "10", "--optimizer", "sgd", "--epochs", "3", "--out", str(tmp_path / "r3"),
+                "--quiet"], capsys, "diverged at epoch 1")
     (tmp_path / "corrupt").mkdir()
     (tmp_path / "corrupt" / "config.json").write_text("{")
     user_error(["info", str(tmp_path / "corrupt")], capsys, "not valid JSON")
