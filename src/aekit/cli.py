@@ -7,6 +7,7 @@ code 2, without a traceback (set ``AEKIT_DEBUG=1`` to see one). ``--json`` makes
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import os
@@ -19,6 +20,9 @@ from typing import Any
 import numpy as np
 
 from .errors import AekitError
+
+# modules with ``add_commands(subparsers)``: each adds its subcommands (helpers below are shared with them)
+COMMAND_MODULES: list[str] = []
 
 RUN_FILE = "run.json"  # the CLI's own notes beside a checkpoint: data source, image shape, metrics
 
@@ -263,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
+
+    for module in COMMAND_MODULES:  # further commands live beside the code they drive
+        importlib.import_module(module).add_commands(sub)
     return parser
 
 
