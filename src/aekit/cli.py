@@ -42,6 +42,13 @@ def _int_list(text: str) -> tuple[int, ...]:
     return sizes
 
 
+def _float_list(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers like 0.01,0.001, got {text!r}") from None
+
+
 def _data_spec(args: argparse.Namespace, run_notes: dict[str, Any] | None = None) -> dict[str, Any]:
     if getattr(args, "dataset", None) and getattr(args, "data", None):
         raise UsageError("give either --dataset or --data, not both")
@@ -126,6 +133,9 @@ def cmd_train(args: argparse.Namespace) -> None:
         loss=args.loss, l2=args.l2, optimizer=args.optimizer, learning_rate=args.lr, batch_size=args.batch_size,
         epochs=args.epochs, early_stopping=args.early_stopping, validation_fraction=args.validation_fraction,
         patience=args.patience, random_state=args.seed, device=args.device or "auto",
+        pretrain="greedy" if args.greedy else None, greedy_strategy=args.greedy or "phases",
+        phase_epochs=args.phase_epochs, phase_batch_sizes=args.phase_batch_sizes,
+        phase_learning_rates=args.phase_lrs, cache_codings=not args.no_cache, fine_tune_epochs=args.fine_tune_epochs,
     )
     if has_checkpoint(run) and not args.overwrite:
         est = _load_run(str(run), args.device)
@@ -241,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    g = p.add_argument_group("greedy layer-wise training")
+    g.add_argument("--greedy", choices=["phases", "separate"], help="train one layer pair at a time first")
+    g.add_argument("--phase-epochs", type=_int_list, help="epochs per phase, e.g. 4,4 (default: --epochs)")
+    g.add_argument("--phase-batch-sizes", type=_int_list, help="batch size per phase (default: --batch-size)")
+    g.add_argument("--phase-lrs", type=_float_list, help="learning rate per phase (default: --lr)")
+    g.add_argument("--no-cache", action="store_true", help="recompute frozen layers every batch instead of caching")
+    g.add_argument("--fine-tune-epochs", type=int, default=0, help="end-to-end epochs after greedy training")
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

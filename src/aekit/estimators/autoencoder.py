@@ -19,6 +19,7 @@ from ..models.base import AEOutput, AutoencoderModule, build_model
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
+from ..training.greedy import Phase, greedy_pretrain
 from ..training.optim import OPTIMIZERS
 from .base import TorchEstimator
 
@@ -61,6 +62,18 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         If set, a checkpoint folder is written there after every epoch.
     warm_start : bool, default=False
         Continue training a fitted (or loaded) model instead of starting again.
+    pretrain : {None, "greedy"}, default=None
+        ``"greedy"``: train one layer pair at a time first (then ``fine_tune_epochs`` end-to-end epochs;
+        ``epochs`` is then not used).
+    greedy_strategy : {"phases", "separate"}, default="phases"
+        ``"phases"``: one model, lower layers frozen; ``"separate"``: one shallow autoencoder per pair, stacked.
+    phase_epochs, phase_batch_sizes, phase_learning_rates : sequence or None, default=None
+        Per-phase settings (one value is used for every phase; None means ``epochs``, ``batch_size``,
+        ``learning_rate``).
+    cache_codings : bool, default=True
+        Compute the frozen layers' outputs once per phase instead of at every batch.
+    fine_tune_epochs : int, default=0
+        End-to-end epochs after greedy pretraining.
     image_shape : tuple or None, default=None
         Shape of one sample as an image (for figures); rows stay flat.
     verbose : int, default=0
@@ -94,6 +107,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "device": [str, None],
         "checkpoint_dir": [str, os.PathLike, None],
         "warm_start": ["boolean"],
+        "pretrain": [StrOptions({"greedy"}), None],
+        "greedy_strategy": [StrOptions({"phases", "separate"})],
+        "phase_epochs": [Interval(Integral, 0, None, closed="left"), "array-like", None],
+        "phase_batch_sizes": [Interval(Integral, 1, None, closed="left"), "array-like", None],
+        "phase_learning_rates": [Interval(Real, 0, None, closed="neither"), "array-like", None],
+        "cache_codings": ["boolean"],
+        "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "image_shape": ["array-like", None],
         "verbose": ["verbose"],
     }
@@ -119,6 +139,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         device: str = "auto",
         checkpoint_dir: str | None = None,
         warm_start: bool = False,
+        pretrain: str | None = None,
+        greedy_strategy: str = "phases",
+        phase_epochs: tuple[int, ...] | None = None,
+        phase_batch_sizes: tuple[int, ...] | None = None,
+        phase_learning_rates: tuple[float, ...] | None = None,
+        cache_codings: bool = True,
+        fine_tune_epochs: int = 0,
         image_shape: tuple[int, ...] | None = None,
         verbose: int = 0,
     ) -> None:
@@ -140,6 +167,13 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.device = device
         self.checkpoint_dir = checkpoint_dir
         self.warm_start = warm_start
+        self.pretrain = pretrain
+        self.greedy_strategy = greedy_strategy
+        self.phase_epochs = phase_epochs
+        self.phase_batch_sizes = phase_batch_sizes
+        self.phase_learning_rates = phase_learning_rates
+        self.cache_codings = cache_codings
+        self.fine_tune_epochs = fine_tune_epochs
         self.image_shape = image_shape
         self.verbose = verbose
 
@@ -157,10 +191,49 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     def _objective(self) -> Objective:
         return Objective(self.loss)
 
+    def _step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str) -> ReconstructionStep:
+        optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
+        return ReconstructionStep(module, Objective(loss), optimizer)
+
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
-        optimizer = make_optimizer(self.optimizer, model.parameters(), model.regularized_weights(),
-                                   self.learning_rate, self.l2)
-        return ReconstructionStep(model, self._objective(), optimizer)
+        return self._step(model, model.parameters(), model.regularized_weights(), self.learning_rate, self.loss)
+
+    # -- greedy layer-wise pretraining ---------------------------------------------------------------------
+    def _phases(self) -> list[Phase]:
+        n = len(self.hidden_layers)
+
+        def per_phase(values, default, name):
+            values = [default] if values is None else list(np.ravel(values))
+            if len(values) == 1:
+                values = values * n
+            if len(values) != n:
+                raise DataError(f"{name} has {len(values)} values, but the model has {n} layer pairs "
+                                f"(hidden_layers={tuple(self.hidden_layers)}); give one value or {n}")
+            return values
+
+        return [Phase(int(e), int(b), float(lr)) for e, b, lr in zip(
+            per_phase(self.phase_epochs, self.epochs, "phase_epochs"),
+            per_phase(self.phase_batch_sizes, self.batch_size, "phase_batch_sizes"),
+            per_phase(self.phase_learning_rates, self.learning_rate, "phase_learning_rates"))]
+
+    def _pretrain(self, X: torch.Tensor, generator: torch.Generator) -> None:
+        if self.pretrain != "greedy":
+            return
+        self.shallow_autoencoders_ = greedy_pretrain(
+            self.model_, X, strategy=self.greedy_strategy, phases=self._phases(), make_step=self._step,
+            loss=self.loss, generator=generator, cache=self.cache_codings, seed=self.seed_, history=self.history_,
+            progress=bool(self.verbose), on_epoch=self._checkpoint_weights,
+        )
+
+    def _checkpoint_weights(self, record: dict[str, Any], history) -> None:
+        if self.checkpoint_dir is not None:
+            self.save(self.checkpoint_dir)
+
+    def _end_to_end_epochs(self) -> int:
+        return self.fine_tune_epochs if self.pretrain == "greedy" else self.epochs
+
+    def _record_extra(self) -> dict[str, Any] | None:
+        return {"phase": "fine-tune"} if self.pretrain == "greedy" else None
 
     def _check_X(self, X: np.ndarray) -> None:
         if self.loss == "bce" and (X.min() < 0 or X.max() > 1):

@@ -98,20 +98,29 @@ class TorchEstimator(BaseEstimator):
         perm = np.random.RandomState(self.seed_).permutation(len(X))
         return X[perm[n_val:]], X[perm[:n_val]]
 
+    def _pretrain(self, X: torch.Tensor, generator: torch.Generator) -> None:
+        """Hook run once before end-to-end training of a new model (e.g. greedy layer-wise pretraining)."""
+
+    def _end_to_end_epochs(self) -> int:
+        return self.epochs
+
     def _fit_model(self, X: np.ndarray) -> None:
         X_train, X_val = self._split(X)
         X_t = self._to_tensor(X_train)
         X_v = None if X_val is None else self._to_tensor(X_val)
         model = self.model_
-        step = self._make_step(model)
         generator = torch.Generator().manual_seed(self.seed_)
         devices = [self.device_] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(self.seed_)
-            if self._train_state:  # resume: optimizer, shuffling and global RNG exactly where they were
-                load_optimizer_state(step.optimizer, self._train_state, self._state_meta["param_groups"])
+            if self._train_state:  # resume: shuffling and global RNG exactly where they were
                 generator.set_state(self._train_state["rng.shuffle"])
                 torch.set_rng_state(self._train_state["rng.torch"])
+            elif not self.history_:
+                self._pretrain(X_t, generator)
+            step = self._make_step(model)
+            if self._train_state:
+                load_optimizer_state(step.optimizer, self._train_state, self._state_meta["param_groups"])
             callbacks = []
             stopper = None
             if X_v is not None:
@@ -126,12 +135,15 @@ class TorchEstimator(BaseEstimator):
                     self.save(self.checkpoint_dir)
 
             callbacks.insert(0, EpochCallback(on_epoch))
-            train(step, X_t, epochs=self.epochs, batch_size=self.batch_size, generator=generator, X_val=X_v,
-                  history=self.history_, start_epoch=self.n_epochs_, callbacks=callbacks,
-                  progress=bool(self.verbose), description=type(self).__name__)
+            train(step, X_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
+                  X_val=X_v, history=self.history_, start_epoch=self.n_epochs_, callbacks=callbacks,
+                  progress=bool(self.verbose), description=type(self).__name__, record_extra=self._record_extra())
             if stopper is not None:
                 stopper.restore()
         model.eval()
+
+    def _record_extra(self) -> dict[str, Any] | None:
+        return None
 
     def _capture_state(self, step, generator: torch.Generator) -> None:
         tensors, groups = optimizer_state_tensors(step.optimizer)

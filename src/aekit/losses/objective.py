@@ -25,6 +25,8 @@ class Objective:
     def __call__(
         self, output: AEOutput, target: torch.Tensor, inputs: torch.Tensor, model: AutoencoderModule
     ) -> dict[str, torch.Tensor]:
+        if output.target is not None:
+            target = output.target
         terms = {"reconstruction": self.reconstruction(output, target)}
         loss = terms["reconstruction"]
         for name, term in output.terms.items():

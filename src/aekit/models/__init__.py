@@ -1,6 +1,7 @@
 """Model families; importing this package registers each of them."""
 
 from . import dense  # noqa: F401  (registers "dense")
+from . import hashing  # noqa: F401  (registers "hashing")
 from .base import AEOutput, AutoencoderModule, build_model
 from .dense import DenseAutoencoder
 

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..nn.layers import activation
 from ..registry import get_model_class
 
 
@@ -20,10 +21,12 @@ class AEOutput:
     codings: torch.Tensor  # (batch, latent)
     output_activation: str = "linear"
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # loss terms the model itself is responsible for
+    # what to reconstruct when the module transforms its own inputs first (a greedy phase without a cache)
+    target: torch.Tensor | None = None
 
     @property
     def reconstruction(self) -> torch.Tensor:
-        return torch.sigmoid(self.logits) if self.output_activation == "sigmoid" else self.logits
+        return activation(self.output_activation)(self.logits)
 
 
 class AutoencoderModule(nn.Module):
@@ -40,7 +43,7 @@ class AutoencoderModule(nn.Module):
         raise NotImplementedError
 
     def output(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits) if self.output_activation == "sigmoid" else logits
+        return activation(self.output_activation)(logits)
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         codings = self.encode(x)

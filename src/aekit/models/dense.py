@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..errors import AekitError
@@ -42,8 +41,7 @@ class DenseAutoencoder(AutoencoderModule):
         hidden_layers = [int(h) for h in hidden_layers]
         if not hidden_layers or min(hidden_layers) < 1:
             raise AekitError(f"hidden_layers must be a non-empty list of positive sizes, got {hidden_layers}")
-        if output_activation not in ("linear", "sigmoid"):
-            raise AekitError(f"output_activation must be 'linear' or 'sigmoid', got {output_activation!r}")
+        get_activation(output_activation)  # validates the name
         self.config = dict(
             n_features=int(n_features), hidden_layers=hidden_layers, activation=activation, init=init,
             tie_weights=bool(tie_weights), output_activation=output_activation, coding_activation=coding_activation,
@@ -65,20 +63,64 @@ class DenseAutoencoder(AutoencoderModule):
         return self.config["tie_weights"]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        last = len(self.encoder) - 1
-        for i, layer in enumerate(self.encoder):
-            x = (self.coding_act if i == last else self.act)(layer(x))
+        for k in range(len(self.encoder)):
+            x = self.pair_encode(x, k)
         return x  # (batch, latent)
 
     def decode(self, codings: torch.Tensor) -> torch.Tensor:
         h = codings
-        n = len(self.encoder)
-        for j in range(n):
-            if self.tie_weights:
-                # (batch, out_j) @ (out_j, in_j): W of encoder layer n-1-j used transposed, no copy
-                h = torch.addmm(self.decoder_biases[j], h, self.encoder[n - 1 - j].weight)
-            else:
-                h = self.decoder[j](h)
-            if j < n - 1:
-                h = self.act(h)
+        for k in reversed(range(len(self.encoder))):
+            h = self.pair_decode(h, k)
         return h  # logits (batch, features)
+
+    # -- layer pairs, for greedy layer-wise training: pair k = encoder layer k + its mirror decoder layer ---------
+    @property
+    def n_pairs(self) -> int:
+        return len(self.encoder)
+
+    def encode_prefix(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Output of encoder layers ``0..k-1`` (the input of pair ``k``)."""
+        for i in range(k):
+            x = self.pair_encode(x, i)
+        return x
+
+    def pair_encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        act = self.coding_act if k == len(self.encoder) - 1 else self.act
+        return act(self.encoder[k](x))
+
+    def pair_decode(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        """Decoder layer mirroring encoder layer ``k``: logits for ``k == 0``, else activations."""
+        j = len(self.encoder) - 1 - k
+        if self.tie_weights:
+            # (batch, out_k) @ (out_k, in_k): W_k used transposed inside the matmul, no copy
+            h = torch.addmm(self.decoder_biases[j], h, self.encoder[k].weight)
+        else:
+            h = self.decoder[j](h)
+        return h if k == 0 else self.act(h)
+
+    def pair_parameters(self, k: int) -> list[nn.Parameter]:
+        j = len(self.encoder) - 1 - k
+        decoder = [self.decoder_biases[j]] if self.tie_weights else list(self.decoder[j].parameters())
+        return [*self.encoder[k].parameters(), *decoder]
+
+    def pair_output_activation(self, k: int) -> str:
+        """How pair ``k``'s output is read: the model's output activation for pair 0; the hidden activation is
+        already applied inside ``pair_decode`` for the others."""
+        return self.output_activation if k == 0 else "linear"
+
+    def shallow_autoencoder(self, k: int, seed: int | None = None) -> DenseAutoencoder:
+        """A separate one-hidden-layer autoencoder with the shapes and activations of pair ``k``."""
+        cfg = self.config
+        last = k == len(self.encoder) - 1
+        sizes = [cfg["n_features"], *cfg["hidden_layers"]]
+        return DenseAutoencoder(
+            sizes[k], [sizes[k + 1]], activation=cfg["activation"], init=cfg["init"], tie_weights=cfg["tie_weights"],
+            output_activation=cfg["output_activation"] if k == 0 else cfg["activation"],
+            coding_activation=(cfg["coding_activation"] or cfg["activation"]) if last else cfg["activation"], seed=seed,
+        )
+
+    @torch.no_grad()
+    def load_pair(self, k: int, shallow: DenseAutoencoder) -> None:
+        """Copy a trained shallow autoencoder's weights into pair ``k``."""
+        for mine, theirs in zip(self.pair_parameters(k), shallow.pair_parameters(0)):
+            mine.copy_(theirs)

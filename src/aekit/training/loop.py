@@ -55,7 +55,7 @@ def evaluate(step: Step, X: torch.Tensor, Y: torch.Tensor | None = None, batch_s
     return {k: float(v) / len(X) for k, v in totals.items()}
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
     """``fn`` applied to ``X`` in chunks (bounded memory), concatenated."""
     return torch.cat([fn(X[start : start + batch_size]) for start in range(0, len(X), batch_size)])

@@ -1,0 +1,103 @@
+"""Greedy layer-wise training, "one autoencoder at a time" (Hinton & Salakhutdinov 2006; Bengio et al. 2007;
+Géron ch. 15, section 4), through the one loop.
+
+A model that supports it exposes layer pairs: ``n_pairs``, ``encode_prefix(x, k)``, ``pair_encode(h, k)``,
+``pair_decode(z, k)``, ``pair_parameters(k)``, ``pair_output_activation(k)``, ``shallow_autoencoder(k, seed)``
+and ``load_pair(k, shallow)``. Pair k is encoder layer k with its mirror decoder layer.
+
+- ``"phases"``: one model; phase k trains only pair k (the optimizer holds only its parameters, so only its
+  weights are regularized) to reconstruct pair k's input; phase 1's output bypasses the inner layers through the
+  real output layer. The frozen lower layers' outputs are cached once per phase (in chunks) unless
+  ``cache=False``, in which case every batch goes through them again.
+- ``"separate"``: shallow autoencoder k is a model of its own, trained on the codings of autoencoder k-1; their
+  encoders are stacked in order and their decoders in reverse order into the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..models.base import AEOutput
+from .loop import History, Step, map_batches, train
+
+
+@dataclass(frozen=True)
+class Phase:
+    epochs: int
+    batch_size: int
+    learning_rate: float
+
+
+# (module, trainable params, regularized params, learning rate, reconstruction loss name) -> step
+MakeStep = Callable[[nn.Module, Sequence[nn.Parameter], Sequence[nn.Parameter], float, str], Step]
+
+
+class LayerPair(nn.Module):
+    """Pair ``k`` of a stacked model seen as an autoencoder of its own. With ``through_prefix`` it takes raw
+    inputs, runs them through the frozen lower layers without autograd and reconstructs their output."""
+
+    def __init__(self, model: nn.Module, k: int, through_prefix: bool = False) -> None:
+        super().__init__()
+        self.model, self.k, self.through_prefix = model, k, through_prefix
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        target = None
+        if self.through_prefix and self.k > 0:
+            with torch.no_grad():
+                x = target = self.model.encode_prefix(x, self.k)  # (batch, size of layer k-1)
+        codings = self.model.pair_encode(x, self.k)
+        logits = self.model.pair_decode(codings, self.k)
+        return AEOutput(logits, codings, self.model.pair_output_activation(self.k), target=target)
+
+    def regularized_weights(self) -> list[nn.Parameter]:
+        return [p for p in self.model.pair_parameters(self.k) if p.dim() > 1]
+
+
+def greedy_pretrain(
+    model: nn.Module,
+    X: torch.Tensor,
+    *,
+    strategy: str,
+    phases: Sequence[Phase],
+    make_step: MakeStep,
+    loss: str,
+    generator: torch.Generator,
+    cache: bool = True,
+    seed: int = 0,
+    history: History | None = None,
+    progress: bool = False,
+    on_epoch: Callable[[dict[str, Any], History], None] | None = None,
+) -> list[nn.Module]:
+    """Train ``model`` pair by pair; returns the shallow autoencoders (``"separate"``) or ``[]``.
+
+    Pair 0 uses the model's ``loss``; inner pairs reconstruct hidden activations with MSE.
+    """
+    from .callbacks import EpochCallback
+
+    history = [] if history is None else history
+    n = model.n_pairs
+    shallow_models: list[nn.Module] = []
+    inputs = X  # pair k's training inputs: X, then the cached codings of the layers below
+    for k, phase in enumerate(phases[:n]):
+        if k > 0 and (cache or strategy == "separate"):
+            inputs = map_batches(lambda h, i=k - 1: model.pair_encode(h, i), inputs)  # (n, size of layer k-1)
+        if strategy == "separate":
+            module = model.shallow_autoencoder(k, seed=seed + k).to(X.device)
+            params, regularized = list(module.parameters()), module.regularized_weights()
+        else:
+            module = LayerPair(model, k, through_prefix=not cache)
+            params, regularized = model.pair_parameters(k), module.regularized_weights()
+        step = make_step(module, params, regularized, phase.learning_rate, loss if k == 0 else "mse")
+        callbacks = [EpochCallback(on_epoch)] if on_epoch is not None else []
+        train(step, inputs if (cache or strategy == "separate") else X, epochs=phase.epochs,
+              batch_size=phase.batch_size, generator=generator, history=history, callbacks=callbacks,
+              progress=progress, description=f"greedy phase {k + 1}/{n}", record_extra={"phase": k + 1})
+        if strategy == "separate":
+            model.load_pair(k, module)
+            shallow_models.append(module.eval())
+    return shallow_models
