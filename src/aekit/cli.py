@@ -22,7 +22,7 @@ import numpy as np
 from .errors import AekitError
 
 # modules with ``add_commands(subparsers)``: each adds its subcommands (helpers below are shared with them)
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash"]
 
 RUN_FILE = "run.json"  # the CLI's own notes beside a checkpoint: data source, image shape, metrics
 
@@ -133,6 +133,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         loss=args.loss, l2=args.l2, optimizer=args.optimizer, learning_rate=args.lr, batch_size=args.batch_size,
         epochs=args.epochs, early_stopping=args.early_stopping, validation_fraction=args.validation_fraction,
         patience=args.patience, random_state=args.seed, device=args.device or "auto",
+        noise=args.noise, sparsity=args.sparsity, contractive=args.contractive, wta=args.wta,
+        coding_activation=args.coding_activation,
         pretrain="greedy" if args.greedy else None, greedy_strategy=args.greedy or "phases",
         phase_epochs=args.phase_epochs, phase_batch_sizes=args.phase_batch_sizes,
         phase_learning_rates=args.phase_lrs, cache_codings=not args.no_cache, fine_tune_epochs=args.fine_tune_epochs,
@@ -251,6 +253,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation-fraction", type=float, default=0.1)
     p.add_argument("--patience", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
+    r = p.add_argument_group("regularization (compose freely)")
+    r.add_argument("--noise", help="denoising: gaussian:STD, dropout:RATE, mask:RATE or saltpepper:RATE")
+    r.add_argument("--sparsity", help="kl:TARGET:WEIGHT (sigmoid codings) or l1:WEIGHT")
+    r.add_argument("--contractive", help="weight of ||d codings/d x||_F^2, optionally WEIGHT:METHOD")
+    r.add_argument("--wta", type=float, help="winner-take-all lifetime sparsity rate, e.g. 0.05")
+    r.add_argument("--coding-activation", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"],
+                   help="activation of the coding layer (default: --activation; sigmoid with KL sparsity)")
     g = p.add_argument_group("greedy layer-wise training")
     g.add_argument("--greedy", choices=["phases", "separate"], help="train one layer pair at a time first")
     g.add_argument("--phase-epochs", type=_int_list, help="epochs per phase, e.g. 4,4 (default: --epochs)")

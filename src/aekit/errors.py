@@ -21,3 +21,7 @@ class CheckpointError(AekitError, ValueError):
 
 class TrainingError(AekitError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class ConfigError(AekitError, ValueError):
+    """A setting is malformed (e.g. ``noise="gaussian:abc"``)."""

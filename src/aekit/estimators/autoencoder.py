@@ -12,8 +12,10 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+from ..data.corruption import parse_noise
 from ..losses import Objective
+from ..losses.penalties import Contractive, parse_sparsity
 from ..losses.reconstruction import mse
 from ..models.base import AEOutput, AutoencoderModule, build_model
 from ..nn.layers import ACTIVATIONS, INITS
@@ -35,6 +37,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         784-300-150-300-784.
     activation : {"elu", "selu", "relu", "sigmoid", "tanh", "linear"}, default="elu"
         Hidden activation. ``"linear"`` with one hidden layer is a linear autoencoder (spans PCA's subspace).
+    coding_activation : str or None, default=None
+        Activation of the coding layer; None means ``activation`` (sigmoid when ``sparsity`` is KL).
     init : {"he", "lecun", "xavier"}, default="he"
     tie_weights : bool, default=False
         Decoder uses the encoder's weights transposed (own biases); halves the weights.
@@ -44,6 +48,18 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Reconstruction loss; ``"bce"`` is cross-entropy from logits and needs X in [0, 1].
     l2 : float, default=0.0
         L2 on weight matrices (never biases): adds ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the book's).
+    noise : str or None, default=None
+        Denoising: corrupt the inputs in training only, reconstruct the clean ones: ``"gaussian:STD"``,
+        ``"dropout:RATE"`` (inverted dropout, the book's), ``"mask:RATE"`` (zeroing), ``"saltpepper:RATE"``.
+    sparsity : str or None, default=None
+        ``"kl:TARGET:WEIGHT"`` (KL between TARGET and each coding unit's batch-mean activation, summed over units)
+        or ``"l1:WEIGHT"`` (L1 on the codings).
+    contractive : float, str or None, default=None
+        Weight of the squared Frobenius norm of d(codings)/d(inputs); ``"WEIGHT:METHOD"`` picks the method
+        (auto, closed, exact, hutchinson; see :class:`aekit.losses.penalties.Contractive`).
+    wta : float or None, default=None
+        Winner-take-all lifetime sparsity rate: in training each coding unit keeps its top ``ceil(wta * batch)``
+        activations across the batch.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     learning_rate : float, default=1e-3
     batch_size : int, default=150
@@ -91,7 +107,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     _parameter_constraints: dict = {
         "hidden_layers": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
+        "coding_activation": [StrOptions(set(ACTIVATIONS)), None],
         "init": [StrOptions(set(INITS))],
+        "noise": [str, None],
+        "sparsity": [str, None],
+        "contractive": [Interval(Real, 0, None, closed="left"), str, None],
+        "wta": [Interval(Real, 0, 1, closed="right"), None],
         "tie_weights": ["boolean"],
         "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
         "loss": [StrOptions({"mse", "bce"})],
@@ -123,11 +144,16 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         hidden_layers: tuple[int, ...] = (300, 150),
         *,
         activation: str = "elu",
+        coding_activation: str | None = None,
         init: str = "he",
         tie_weights: bool = False,
         output_activation: str = "auto",
         loss: str = "mse",
         l2: float = 0.0,
+        noise: str | None = None,
+        sparsity: str | None = None,
+        contractive: float | str | None = None,
+        wta: float | None = None,
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
         batch_size: int = 150,
@@ -151,11 +177,16 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     ) -> None:
         self.hidden_layers = hidden_layers
         self.activation = activation
+        self.coding_activation = coding_activation
         self.init = init
         self.tie_weights = tie_weights
         self.output_activation = output_activation
         self.loss = loss
         self.l2 = l2
+        self.noise = noise
+        self.sparsity = sparsity
+        self.contractive = contractive
+        self.wta = wta
         self.optimizer = optimizer
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -184,16 +215,30 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         return "sigmoid" if self.loss == "bce" else "linear"
 
     def _build_model(self, n_features: int, seed: int) -> AutoencoderModule:
+        coding_activation = self.coding_activation
+        if coding_activation is None and str(self.sparsity or "").startswith("kl"):
+            coding_activation = "sigmoid"  # KL sparsity compares mean activations in (0, 1) with the target
         config = dict(n_features=n_features, hidden_layers=list(self.hidden_layers), activation=self.activation,
-                      init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation())
+                      init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation(),
+                      coding_activation=coding_activation, wta=self.wta)
         return build_model(self.model_name, {**config, "seed": seed})
 
-    def _objective(self) -> Objective:
-        return Objective(self.loss)
+    def _penalties(self) -> list:
+        penalties = [parse_sparsity(self.sparsity)]
+        if self.contractive:
+            weight, _, method = str(self.contractive).partition(":")
+            try:
+                penalties.append(Contractive(float(weight), method or "auto"))
+            except ValueError:
+                raise ConfigError(f"contractive={self.contractive!r} is not understood; use a weight like 1e-3 or "
+                                  "'WEIGHT:METHOD' with METHOD auto, closed, exact or hutchinson") from None
+        return [p for p in penalties if p is not None]
 
-    def _step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str) -> ReconstructionStep:
+    def _step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str,
+              coding_layer: bool = True) -> ReconstructionStep:
         optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
-        return ReconstructionStep(module, Objective(loss), optimizer)
+        objective = Objective(loss, self._penalties() if coding_layer else ())
+        return ReconstructionStep(module, objective, optimizer, corrupt=parse_noise(self.noise))
 
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
         return self._step(model, model.parameters(), model.regularized_weights(), self.learning_rate, self.loss)
@@ -236,6 +281,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         return {"phase": "fine-tune"} if self.pretrain == "greedy" else None
 
     def _check_X(self, X: np.ndarray) -> None:
+        parse_noise(self.noise)  # malformed specs fail before any training
+        self._penalties()
         if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
             raise DataError(
                 f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "

@@ -13,6 +13,7 @@ from typing import Protocol
 
 import torch
 
+from ..errors import ConfigError
 from ..models.base import AEOutput, AutoencoderModule
 
 
@@ -27,3 +28,99 @@ class Penalty(Protocol):
 def l2_penalty(weights: Iterable[torch.Tensor], l2: float) -> float:
     """``l2/2 * sum(W**2)`` over ``weights`` (biases are never passed here)."""
     return 0.5 * l2 * float(sum(w.pow(2).sum() for w in weights)) if l2 else 0.0
+
+
+class KLSparsity:
+    """Sparse autoencoders (Ng 2011; Géron ch. 15): ``sum_j KL(p || q_j)`` with ``q_j`` the batch-mean activation
+    of coding unit j (sigmoid codings), clamped away from 0 and 1."""
+
+    name = "sparsity"
+
+    def __init__(self, target: float, weight: float, eps: float = 1e-6) -> None:
+        self.target, self.weight, self.eps = target, weight, eps
+
+    def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
+        p = self.target
+        q = output.codings.flatten(1).mean(dim=0).clamp(self.eps, 1 - self.eps)  # (latent,)
+        return (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).sum()
+
+
+class L1Codings:
+    """L1 activity penalty: mean over the batch of ``sum_j |z_j|`` (Keras' ``ActivityRegularization(l1)``)."""
+
+    name = "sparsity"
+
+    def __init__(self, weight: float) -> None:
+        self.weight = weight
+
+    def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
+        return output.codings.flatten(1).abs().sum(dim=1).mean()
+
+
+def parse_sparsity(spec: str | None) -> Penalty | None:
+    """``"kl:TARGET:WEIGHT"`` -> :class:`KLSparsity`, ``"l1:WEIGHT"`` -> :class:`L1Codings`, None -> None."""
+    if spec in (None, "", "none"):
+        return None
+    parts = str(spec).split(":")
+    try:
+        values = [float(v) for v in parts[1:]]
+        if parts[0] == "kl" and len(values) == 2 and 0 < values[0] < 1 and values[1] >= 0:
+            return KLSparsity(*values)
+        if parts[0] == "l1" and len(values) == 1 and values[0] >= 0:
+            return L1Codings(values[0])
+    except ValueError:
+        pass
+    raise ConfigError(f"sparsity={spec!r} is not understood; use 'kl:TARGET:WEIGHT' (0 < TARGET < 1), e.g. "
+                      "'kl:0.1:0.2', or 'l1:WEIGHT', e.g. 'l1:1e-3'")
+
+
+class Contractive:
+    """Contractive autoencoders (Rifai et al. 2011): batch mean of ``||d codings / d inputs||_F^2``.
+
+    ``method``: ``"closed"`` for one sigmoid coding layer, ``sum_j (h_j (1 - h_j))^2 ||W_j||^2``, exact and one
+    extra elementwise pass; ``"exact"`` for any encoder, the full Jacobian per sample with
+    ``torch.func.vmap(jacrev(encode))`` (cost ~ latent size backward passes, vectorised); ``"hutchinson"``, an
+    unbiased estimate ``E_v ||J^T v||^2`` with ``v ~ N(0, I)`` in coding space, one double-backward pass per
+    batch (cheap for wide codings, noisy). ``"auto"`` picks closed form when it applies, else exact.
+    """
+
+    name = "contractive"
+
+    def __init__(self, weight: float, method: str = "auto") -> None:
+        if method not in ("auto", "closed", "exact", "hutchinson"):
+            raise ConfigError(f"contractive method {method!r}: use auto, closed, exact or hutchinson")
+        self.weight, self.method = weight, method
+
+    @staticmethod
+    def closed_form_applies(model: AutoencoderModule) -> bool:
+        encoder = getattr(model, "encoder", None)
+        return (encoder is not None and len(encoder) == 1 and isinstance(encoder[0], torch.nn.Linear)
+                and model.config.get("coding_activation", model.config.get("activation")) == "sigmoid")
+
+    def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
+        method = self.method
+        if method == "auto":
+            method = "closed" if self.closed_form_applies(model) else "exact"
+        if method == "closed":
+            h = output.codings  # (batch, latent), sigmoid outputs
+            row_norms = model.encoder[0].weight.pow(2).sum(dim=1)  # (latent,) = ||W_j||^2
+            return ((h * (1 - h)).pow(2) * row_norms).sum(dim=1).mean()
+        if method == "exact":
+            jac = torch.func.vmap(torch.func.jacrev(lambda x: model.encode(x[None])[0]))(inputs)  # (b, latent, in)
+            return jac.flatten(1).pow(2).sum(dim=1).mean()
+        x = inputs.detach().requires_grad_(True)
+        codings = model.encode(x)
+        v = torch.randn_like(codings)
+        (jtv,) = torch.autograd.grad(codings, x, v, create_graph=True)  # J^T v, (batch, in)
+        return jtv.flatten(1).pow(2).sum(dim=1).mean()
+
+
+def jacobian_frobenius(model: AutoencoderModule, X: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Per-row ``||d codings / d x||_F`` (exact), for evaluating how contractive an encoder is."""
+    out = []
+    for start in range(0, len(X), batch_size):
+        xb = X[start : start + batch_size]
+        with torch.no_grad():
+            jac = torch.func.vmap(torch.func.jacrev(lambda x: model.encode(x[None])[0]))(xb)
+        out.append(jac.flatten(1).pow(2).sum(dim=1).sqrt())
+    return torch.cat(out)

@@ -18,7 +18,7 @@ class AEOutput:
     """One forward pass. ``logits`` are the decoder's pre-activation outputs (BCE works on them directly)."""
 
     logits: torch.Tensor  # (batch, features)
-    codings: torch.Tensor  # (batch, latent)
+    codings: torch.Tensor  # (batch, latent), as the encoder gives them (before any winner-take-all)
     output_activation: str = "linear"
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # loss terms the model itself is responsible for
     # what to reconstruct when the module transforms its own inputs first (a greedy phase without a cache)
@@ -47,7 +47,11 @@ class AutoencoderModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         codings = self.encode(x)
-        return AEOutput(self.decode(codings), codings, self.output_activation)
+        # an optional ``coding_filter`` submodule (e.g. winner-take-all) acts on what the decoder sees; it must
+        # be the identity in eval mode
+        coding_filter = getattr(self, "coding_filter", None)
+        decoded_from = codings if coding_filter is None else coding_filter(codings)
+        return AEOutput(self.decode(decoded_from), codings, self.output_activation)
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.decode(self.encode(x)))

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import AekitError
 from ..nn.layers import activation as get_activation
 from ..nn.layers import linear_layers
+from ..nn.wta import LifetimeWTA
 from ..registry import register_model
 from .base import AutoencoderModule
 
@@ -35,6 +36,7 @@ class DenseAutoencoder(AutoencoderModule):
         tie_weights: bool = False,
         output_activation: str = "linear",
         coding_activation: str | None = None,
+        wta: float | None = None,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -45,7 +47,9 @@ class DenseAutoencoder(AutoencoderModule):
         self.config = dict(
             n_features=int(n_features), hidden_layers=hidden_layers, activation=activation, init=init,
             tie_weights=bool(tie_weights), output_activation=output_activation, coding_activation=coding_activation,
+            wta=wta,
         )
+        self.coding_filter = LifetimeWTA(wta) if wta else None
         self.output_activation = output_activation
         self.act = get_activation(activation)
         self.coding_act = get_activation(coding_activation or activation)

@@ -33,8 +33,9 @@ class Phase:
     learning_rate: float
 
 
-# (module, trainable params, regularized params, learning rate, reconstruction loss name) -> step
-MakeStep = Callable[[nn.Module, Sequence[nn.Parameter], Sequence[nn.Parameter], float, str], Step]
+# (module, trainable params, regularized params, learning rate, reconstruction loss name, whether the module's
+# codings are the model's coding layer, so coding penalties apply) -> step
+MakeStep = Callable[[nn.Module, Sequence[nn.Parameter], Sequence[nn.Parameter], float, str, bool], Step]
 
 
 class LayerPair(nn.Module):
@@ -92,7 +93,7 @@ def greedy_pretrain(
         else:
             module = LayerPair(model, k, through_prefix=not cache)
             params, regularized = model.pair_parameters(k), module.regularized_weights()
-        step = make_step(module, params, regularized, phase.learning_rate, loss if k == 0 else "mse")
+        step = make_step(module, params, regularized, phase.learning_rate, loss if k == 0 else "mse", k == n - 1)
         callbacks = [EpochCallback(on_epoch)] if on_epoch is not None else []
         train(step, inputs if (cache or strategy == "separate") else X, epochs=phase.epochs,
               batch_size=phase.batch_size, generator=generator, history=history, callbacks=callbacks,
