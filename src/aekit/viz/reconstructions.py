@@ -7,19 +7,38 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
-from ._grid import show_image
+from ._grid import ValueRange, image_grid
 
 
 def plot_reconstructions(
-    originals: np.ndarray, reconstructions: np.ndarray, image_shape: Sequence[int] | None = None, n: int = 10
+    originals: np.ndarray,
+    reconstructions: np.ndarray,
+    image_shape: Sequence[int] | None = None,
+    n: int = 10,
+    *,
+    value_range: ValueRange = (0.0, 1.0),
+    title: str | None = None,
 ) -> Figure:
-    """Two rows of ``n`` panels: originals (top) and their reconstructions (bottom)."""
-    n = min(n, len(originals))
-    fig = Figure(figsize=(1.2 * n, 2.6), layout="constrained")
-    axes = fig.subplots(2, n, squeeze=False)
-    for i in range(n):
-        show_image(axes[0, i], originals[i], image_shape)
-        show_image(axes[1, i], reconstructions[i], image_shape)
-    axes[0, 0].set_ylabel("original")
-    axes[1, 0].set_ylabel("reconstruction")
-    return fig
+    """Originals (top row) above their reconstructions (bottom row).
+
+    Parameters
+    ----------
+    originals, reconstructions : numpy.ndarray
+        Flat rows, shape (n_samples, n_features), in the same order.
+    image_shape : sequence of int, optional
+        Shape of one sample as an image, (H, W) or (C, H, W); without it rows are drawn as squares.
+    n : int, default=10
+        Number of pairs drawn (at most the number of rows).
+    value_range : (float, float), default=(0, 1)
+        Values drawn black and white.
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``2 * n`` image panels.
+    """
+    n = min(n, len(originals), len(reconstructions))
+    rows = np.concatenate([np.asarray(originals[:n]), np.asarray(reconstructions[:n])])
+    return image_grid(rows, image_shape, ncols=n, row_labels=["original", "reconstruction"],
+                      value_range=value_range, title=title, panel_size=1.1)

@@ -1,0 +1,42 @@
+"""Grids of generated samples (generative models: variational, adversarial, GSN)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ._grid import ValueRange, image_grid
+
+
+def plot_samples(
+    samples: np.ndarray,
+    image_shape: Sequence[int] | None = None,
+    *,
+    ncols: int = 10,
+    value_range: ValueRange = (0.0, 1.0),
+    title: str | None = "generated samples",
+) -> Figure:
+    """A grid of samples, ``ncols`` per row.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        Flat samples, shape (n_samples, n_features), e.g. from a generative estimator's ``sample``.
+    image_shape : sequence of int, optional
+        Shape of one sample as an image (else squares).
+    ncols : int, default=10
+    value_range : (float, float), default=(0, 1)
+        Values drawn black and white.
+    title : str or None, default="generated samples"
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One image panel per sample.
+    """
+    samples = np.asarray(samples)
+    if samples.ndim != 2:
+        raise ValueError(f"samples must be flat rows (n_samples, n_features), got shape {samples.shape}")
+    return image_grid(samples, image_shape, ncols=ncols, value_range=value_range, title=title)
