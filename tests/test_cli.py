@@ -53,6 +53,23 @@ def test_same_out_resumes_and_other_settings_are_refused(run, capsys):
     assert "already holds a run with other settings (hidden_layers)" in capsys.readouterr().err
 
 
+def test_train_with_report(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--hidden", "16", "--epochs", "1", "--out", str(run), "--quiet", "--report", "--json"]) == 0
+    html = (run / "report.html").read_text()
+    assert last_json(capsys)["report"] == str(run / "report.html")
+    assert "Reconstructions" in html and "data:image/png;base64," in html
+    assert oct((run / "report.html").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask():
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def test_train_on_user_file(tmp_path, capsys):
     X = np.random.default_rng(0).random((50, 6)).astype(np.float32)
     np.save(tmp_path / "x.npy", X)

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -61,15 +61,30 @@ def _data_spec(args: argparse.Namespace, run_notes: dict[str, Any] | None = None
     return {"dataset": "digits"}
 
 
-def _load_data(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
-    """(X_train, X_test, image_shape); a user file is used whole for both."""
+class DataSplit(NamedTuple):
+    X_train: np.ndarray
+    X_test: np.ndarray
+    image_shape: Any
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    name: str  # dataset name or file name
+    split: str  # what X_test is: "test split" or "whole file"
+
+
+def _load_split(spec: dict[str, Any]) -> DataSplit:
+    """The data a spec names; a user file is used whole for both training and testing."""
     from .data import load_dataset, load_file
 
     if "dataset" in spec:
         ds = load_dataset(spec["dataset"])
-        return ds.X_train, ds.X_test, ds.image_shape
-    X, _, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
-    return X, X, image_shape
+        return DataSplit(ds.X_train, ds.X_test, ds.image_shape, ds.y_train, ds.y_test, spec["dataset"], "test split")
+    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    return DataSplit(X, X, image_shape, y, y, Path(spec["file"]).name, "whole file")
+
+
+def _load_data(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, Any]:
+    """(X_train, X_test, image_shape) of :func:`_load_split`."""
+    return tuple(_load_split(spec)[:3])
 
 
 def _read_notes(run: Path) -> dict[str, Any]:
@@ -175,6 +190,11 @@ def cmd_train(args: argparse.Namespace) -> None:
     metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
                "n_parameters": sum(p.numel() for p in est.model_.parameters())}
     _write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
+    if args.report:
+        from .viz.report import write_report
+
+        metrics["report"] = str(write_report(run, dataset=spec.get("dataset"), data=spec.get("file"),
+                                             label_column=spec.get("label_column"), device=args.device or "cpu"))
     where = spec.get("dataset") or spec.get("file")
     _emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({est.n_epochs_} epochs, {seconds:.1f} s; "
                 f"run folder: {run})", {**metrics, "run": str(run)})
@@ -270,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--report", action="store_true", help="write RUN/report.html at the end (aekit report)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
     p.set_defaults(func=cmd_train)

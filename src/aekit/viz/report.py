@@ -333,7 +333,7 @@ def write_report(
     """
     import argparse
 
-    from ..cli import _data_spec, _read_notes
+    from ..cli import _data_spec, _load_split, _read_notes
     from ..estimators import load
     from ..io import atomic_write
 
@@ -342,7 +342,7 @@ def write_report(
     notes = _read_notes(run)
     spec = _data_spec(argparse.Namespace(dataset=dataset, data=None if data is None else str(data),
                                          label_column=label_column), notes)
-    X_train, X_test, y_test, data_shape, name, split = _load_labelled(spec)
+    X_train, X_test, data_shape, _, y_test, name, split = _load_split(spec)
     image_shape = notes.get("image_shape") or data_shape or getattr(est, "image_shape", None)
     page = build_report(est, X_train, X_test, y_test, image_shape=image_shape, notes=notes, data_name=name,
                         split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})")
@@ -350,15 +350,3 @@ def write_report(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, page.encode("utf-8"))
     return path
-
-
-def _load_labelled(spec: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, Any, str, str]:
-    """(X_train, X_test, y_test, image_shape, name, split name) for a data spec from ``run.json``; a user
-    file is used whole for both, as ``aekit train`` does."""
-    from ..data import load_dataset, load_file
-
-    if "dataset" in spec:
-        ds = load_dataset(spec["dataset"])
-        return ds.X_train, ds.X_test, ds.y_test, ds.image_shape, spec["dataset"], "test split"
-    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
-    return X, X, y, image_shape, Path(spec["file"]).name, "whole file"

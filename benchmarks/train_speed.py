@@ -1,0 +1,190 @@
+"""Training speed of the book's reference model (784-300-150-300-784 ELU, Adam, batch 150, MNIST 60,000 x 784)
+against its matrix-multiply floor and what users would otherwise run. All variants run in one process,
+interleaved round by round (this machine drifts 15-30% between epochs); medians and ratios are reported.
+
+    AEKIT_DATA_DIR=../shared/data python benchmarks/train_speed.py [--rounds 5] [--device cpu]
+
+Variants (seconds per epoch):
+- floor: the model's matmuls alone at the batch's shapes (4 forward, 4 weight-gradient and 3 input-gradient
+  GEMMs per batch), nothing else;
+- naive: DataLoader(TensorDataset) + nn.Sequential + Adam + MSELoss, the plain PyTorch loop;
+- naive-fused: the same with Adam(fused=True);
+- keras: Keras 3 with the torch backend, model.fit (only if keras is installed: pip install keras);
+- sklearn: MLPRegressor(300, 150, 300), relu (it has no ELU), adam, batch 150, one epoch;
+- aekit / aekit-tied: aekit.Autoencoder(...).fit for one epoch (the whole call, set-up included).
+Inference: aekit's transform vs a naive ``model(x)`` loop over a DataLoader, rows/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+import aekit
+
+SIZES = [784, 300, 150, 300, 784]
+BATCH = 150
+
+
+def floor_epoch(X: torch.Tensor) -> None:
+    n = len(X)
+    Ws = [torch.randn(o, i, device=X.device) * 0.01 for i, o in zip(SIZES[:-1], SIZES[1:])]
+    for start in range(0, n, BATCH):
+        h = [X[start : start + BATCH]]
+        for W in Ws:  # forward
+            h.append(h[-1] @ W.T)
+        g = h[-1]
+        for i in reversed(range(len(Ws))):  # backward: weight grads, input grads except for the first layer
+            _ = g.T @ h[i]
+            if i:
+                g = g @ Ws[i]
+    if X.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def naive_model() -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(SIZES[:-1], SIZES[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(SIZES) - 2:
+            layers.append(nn.ELU())
+    return nn.Sequential(*layers)
+
+
+def naive_epoch(X: torch.Tensor, fused: bool) -> None:
+    model = naive_model().to(X.device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
+    loss_fn = nn.MSELoss()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X), batch_size=BATCH, shuffle=True)
+    for (xb,) in loader:
+        opt.zero_grad()
+        loss = loss_fn(model(xb), xb)
+        loss.backward()
+        opt.step()
+    if X.device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def keras_epoch(X: np.ndarray) -> None:
+    import keras
+
+    model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300, "elu"), keras.layers.Dense(150, "elu"),
+                              keras.layers.Dense(300, "elu"), keras.layers.Dense(784)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    model.fit(X, X, batch_size=BATCH, epochs=1, verbose=0)
+
+
+def sklearn_epoch(X: np.ndarray) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.neural_network import MLPRegressor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        MLPRegressor((300, 150, 300), solver="adam", batch_size=BATCH, max_iter=1, random_state=0).fit(X, X)
+
+
+def aekit_epoch(X: np.ndarray, device: str, tied: bool = False) -> None:
+    aekit.Autoencoder((300, 150), tie_weights=tied, epochs=1, batch_size=BATCH, random_state=0, device=device).fit(X)
+
+
+def inference(X_np: np.ndarray, device: str, rounds: int) -> dict[str, float]:
+    est = aekit.Autoencoder((300, 150), epochs=0, random_state=0, device=device).fit(X_np[:10])
+    model = naive_model().to(device).eval()
+    Xt = torch.from_numpy(X_np).to(device)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(Xt), batch_size=BATCH)
+
+    def naive() -> None:
+        with torch.no_grad():
+            for (xb,) in loader:
+                model[:4](xb).cpu()
+
+    times: dict[str, list[float]] = {"naive model(x) loop": [], "aekit transform": []}
+    for _ in range(rounds):
+        for name, fn in (("naive model(x) loop", naive), ("aekit transform", lambda: est.transform(X_np))):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {k: len(X_np) / statistics.median(v) for k, v in times.items()}
+
+
+def memory_probe(device: str) -> None:
+    """Run in a subprocess: peak RSS of loading MNIST and one aekit epoch, against what must be held."""
+    ds = aekit.load_dataset("mnist")
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    est = aekit.Autoencoder((300, 150), epochs=1, random_state=0, device=device).fit(ds.X_train)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    params = sum(p.numel() for p in est.model_.parameters())
+    print(f"{base:.0f} {peak:.0f} {ds.X_train.nbytes / 2**20:.0f} {params * 4 * 4 / 2**20:.1f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="aekit training speed, side by side")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_probe:
+        return memory_probe(args.device)
+    ds = aekit.load_dataset("mnist")
+    X_np = ds.X_train
+    X = torch.from_numpy(X_np).to(args.device)
+    variants = {
+        "floor (GEMMs only)": lambda: floor_epoch(X),
+        "naive PyTorch loop": lambda: naive_epoch(X, fused=False),
+        "naive + fused Adam": lambda: naive_epoch(X, fused=True),
+        "sklearn MLPRegressor": lambda: sklearn_epoch(X_np),
+        "aekit fit": lambda: aekit_epoch(X_np, args.device),
+        "aekit fit, tied": lambda: aekit_epoch(X_np, args.device, tied=True),
+    }
+    if args.device != "cpu":
+        del variants["sklearn MLPRegressor"]
+    try:
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        import keras  # noqa: F401
+
+        variants["Keras 3 (torch backend)"] = lambda: keras_epoch(X_np)
+    except ImportError:
+        print("keras not installed: its row is skipped (pip install keras)")
+    aekit_epoch(X_np[:3000], args.device)  # warm-up (allocator, kernels, imports)
+    times: dict[str, list[float]] = {k: [] for k in variants}
+    for r in range(args.rounds):
+        names = list(variants)
+        names = names if r % 2 == 0 else names[::-1]
+        for name in names:
+            t0 = time.perf_counter()
+            variants[name]()
+            times[name].append(time.perf_counter() - t0)
+            print(f"round {r + 1}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    floor, naive = med["floor (GEMMs only)"], med["naive PyTorch loop"]
+    dev = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    print(f"\ntorch {torch.__version__}, {dev}; {args.rounds} interleaved rounds; one epoch = {len(X_np)} rows, "
+          f"batch {BATCH}\n")
+    print("| variant | s/epoch (median) | samples/s | x floor | speed-up vs naive |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, m in med.items():
+        print(f"| {name} | {m:.2f} | {len(X_np) / m:,.0f} | {m / floor:.2f} | {naive / m:.2f} |")
+    rates = inference(X_np, args.device, args.rounds)
+    print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
+    for name, rate in rates.items():
+        print(f"| {name} | {rate:,.0f} |")
+    probe = subprocess.run([sys.executable, __file__, "--memory-probe", "--device", args.device],
+                           capture_output=True, text=True, check=True).stdout.split()
+    base, peak, data_mb, model_mb = map(float, probe)
+    print(f"\npeak RSS: {peak:.0f} MiB after one aekit epoch; {base:.0f} MiB before it (python + torch + MNIST "
+          f"loaded); training added {peak - base:.0f} MiB for data {data_mb:.0f} MiB + model/grads/Adam "
+          f"{model_mb:.1f} MiB")
+
+
+if __name__ == "__main__":
+    main()
