@@ -11,9 +11,10 @@ from aekit.training.greedy import LayerPair, Phase, greedy_pretrain
 def make_step_factory(record):
     est = aekit.Autoencoder(learning_rate=1e-2)
 
-    def make_step(module, params, regularized, lr, loss):
+    def make_step(module, params, regularized, lr, loss, coding_layer):
+        params = list(params)
         record.append((module, [id(p) for p in params], [id(p) for p in regularized], loss))
-        return est._step(module, params, regularized, lr, loss)
+        return est._step(module, params, regularized, lr, loss, coding_layer)
 
     return make_step
 

@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from .errors import AekitError
+from .training.loop import TrainingInterrupted
 
 # modules with ``add_commands(subparsers)``: each adds its subcommands (helpers below are shared with them)
 COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash"]
@@ -131,8 +132,11 @@ _MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "pat
 def cmd_train(args: argparse.Namespace) -> None:
     from .estimators import Autoencoder
     from .io import has_checkpoint
+    from .training.distributed import init_from_env, is_main_process
     from .viz import plot_reconstructions
 
+    args.device = init_from_env(args.device)  # under torchrun: join the group, pick this rank's device
+    main = is_main_process()  # only rank 0 writes files and prints
     if args.resume:
         run = Path(args.resume)
         if not has_checkpoint(run):
@@ -153,6 +157,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         pretrain="greedy" if args.greedy else None, greedy_strategy=args.greedy or "phases",
         phase_epochs=args.phase_epochs, phase_batch_sizes=args.phase_batch_sizes,
         phase_learning_rates=args.phase_lrs, cache_codings=not args.no_cache, fine_tune_epochs=args.fine_tune_epochs,
+        checkpoint_every=args.checkpoint_every or 0,
     )
     if has_checkpoint(run) and not args.overwrite:
         est = _load_run(str(run), args.device)
@@ -166,23 +171,34 @@ def cmd_train(args: argparse.Namespace) -> None:
                 )
         if args.epochs_given or not args.resume:
             est.set_params(epochs=args.epochs)
+        if args.checkpoint_every is not None:
+            est.set_params(checkpoint_every=args.checkpoint_every)
         est.set_params(warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
-        print(f"resuming {run} from epoch {est.n_epochs_}/{est.epochs}")
+        step = int(est._train_state.get("position.step", 0)) if est._train_state else 0
+        if main:
+            print(f"resuming {run} at epoch {est.n_epochs_ + 1 if step else est.n_epochs_}/{est.epochs}"
+                  + (f", batch {step}" if step else ""))
     else:
         est = Autoencoder(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
     fresh = not run.exists()
-    run.mkdir(parents=True, exist_ok=True)
-    _write_notes(run, {**notes, "data": spec, "image_shape": image_shape})
+    if main:
+        run.mkdir(parents=True, exist_ok=True)
+        _write_notes(run, {**notes, "data": spec, "image_shape": image_shape})
     t0 = time.perf_counter()
     try:
         est.fit(X_train)
+    except TrainingInterrupted as exc:
+        exc.run = run
+        raise
     except BaseException:
-        if not has_checkpoint(run):  # failed before the first epoch ended: leave nothing behind
+        if main and not has_checkpoint(run):  # failed before the first epoch ended: leave nothing behind
             (run / RUN_FILE).unlink(missing_ok=True)
             if fresh and not any(run.iterdir()):
                 run.rmdir()
         raise
     seconds = time.perf_counter() - t0
+    if not main:
+        return
     est.save(run)  # also when no epoch ran (e.g. already complete)
     test_mse = -est.score(X_test)
     fig = plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)
@@ -290,6 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--checkpoint-every", type=int, help="also checkpoint every N batches (and on SIGINT/SIGTERM)")
     p.add_argument("--report", action="store_true", help="write RUN/report.html at the end (aekit report)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_common(p)
@@ -328,6 +345,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.epochs = 10 if args.epochs is None else args.epochs
     try:
         args.func(args)
+    except TrainingInterrupted as exc:
+        run = getattr(exc, "run", None)
+        print(f"aekit {args.command}: stopped by signal {exc.signum} at epoch {exc.position.epoch + 1}, batch "
+              f"{exc.position.step}; checkpoint written" + (f" to {run}; continue with: aekit train --resume {run}"
+                                                             if run else ""), file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -336,7 +359,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"aekit {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if torch_distributed_initialized():
+            import torch.distributed
+
+            torch.distributed.destroy_process_group()
     return 0
+
+
+def torch_distributed_initialized() -> bool:
+    import torch.distributed
+
+    return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 if __name__ == "__main__":

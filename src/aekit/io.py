@@ -39,9 +39,8 @@ class Checkpoint:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
-    path = Path(path)
+def _write_temp(path: Path, data: bytes) -> Path:
+    """``data`` in a synced temp file beside ``path`` (same folder, so ``os.replace`` is atomic)."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         umask = os.umask(0)
@@ -51,10 +50,29 @@ def atomic_write(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one, never a part."""
+    atomic_write_many({Path(path): data})
+
+
+def atomic_write_many(blobs: dict[Path, bytes]) -> None:
+    """Write several files: every temp file is complete and synced before the first rename, and the renames
+    run back to back in the given order (put the file that vouches for the others last)."""
+    temps: dict[Path, Path] = {}
+    try:
+        for path, data in blobs.items():
+            temps[path] = _write_temp(path, data)
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
 
 
 def _check_finite(tensors: dict[str, torch.Tensor]) -> None:
@@ -82,11 +100,10 @@ def save_checkpoint(
     if state:
         blobs[STATE_FILE] = st_save(state, metadata=dict(state_meta or {}))
     blobs[HISTORY_FILE] = json.dumps(history or [], indent=1).encode()
-    for name, data in blobs.items():
-        atomic_write(path / name, data)
     config = {**config, "format_version": FORMAT_VERSION,
               "files": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()}}
-    atomic_write(path / CONFIG_FILE, json.dumps(config, indent=2).encode())
+    blobs[CONFIG_FILE] = json.dumps(config, indent=2).encode()  # last: it vouches for the others
+    atomic_write_many({path / name: data for name, data in blobs.items()})
     return path
 
 

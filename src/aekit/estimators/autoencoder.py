@@ -21,6 +21,7 @@ from ..models.base import AEOutput, AutoencoderModule, build_model
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
+from ..training.distributed import distributed, is_main_process
 from ..training.greedy import Phase, greedy_pretrain
 from ..training.optim import OPTIMIZERS
 from .base import TorchEstimator
@@ -75,7 +76,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     device : str, default="auto"
         "auto" (CUDA if available), "cpu", "cuda", "cuda:N".
     checkpoint_dir : str or None, default=None
-        If set, a checkpoint folder is written there after every epoch.
+        If set, a checkpoint folder is written there after every epoch (and every ``checkpoint_every`` batches,
+        and on SIGINT/SIGTERM); ``aekit.load`` + ``warm_start`` resumes from the exact batch.
+    checkpoint_every : int, default=0
+        Also checkpoint every this many batches inside an epoch (0: at epoch ends only).
     warm_start : bool, default=False
         Continue training a fitted (or loaded) model instead of starting again.
     pretrain : {None, "greedy"}, default=None
@@ -127,6 +131,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "random_state": ["random_state"],
         "device": [str, None],
         "checkpoint_dir": [str, os.PathLike, None],
+        "checkpoint_every": [Interval(Integral, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "pretrain": [StrOptions({"greedy"}), None],
         "greedy_strategy": [StrOptions({"phases", "separate"})],
@@ -164,6 +169,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         random_state: Any = None,
         device: str = "auto",
         checkpoint_dir: str | None = None,
+        checkpoint_every: int = 0,
         warm_start: bool = False,
         pretrain: str | None = None,
         greedy_strategy: str = "phases",
@@ -197,6 +203,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.random_state = random_state
         self.device = device
         self.checkpoint_dir = checkpoint_dir
+        self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
         self.pretrain = pretrain
         self.greedy_strategy = greedy_strategy
@@ -236,9 +243,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     def _step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str,
               coding_layer: bool = True) -> ReconstructionStep:
+        params = list(params)
         optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
         objective = Objective(loss, self._penalties() if coding_layer else ())
-        return ReconstructionStep(module, objective, optimizer, corrupt=parse_noise(self.noise))
+        return ReconstructionStep(distributed(module, params), objective, optimizer, corrupt=parse_noise(self.noise))
 
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
         return self._step(model, model.parameters(), model.regularized_weights(), self.learning_rate, self.loss)
@@ -271,7 +279,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         )
 
     def _checkpoint_weights(self, record: dict[str, Any], history) -> None:
-        if self.checkpoint_dir is not None:
+        if self.checkpoint_dir is not None and is_main_process():
             self.save(self.checkpoint_dir)
 
     def _end_to_end_epochs(self) -> int:

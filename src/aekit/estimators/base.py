@@ -21,7 +21,9 @@ from ..losses.penalties import l2_penalty
 from ..models.base import AutoencoderModule, build_model
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, map_batches, train
-from ..training.loop import History
+from ..training.distributed import is_main_process
+from ..training.loop import History, Position
+from ..training.signals import stop_on_signals
 
 
 def _jsonable(value: Any) -> Any:
@@ -50,6 +52,7 @@ class TorchEstimator(BaseEstimator):
         raise NotImplementedError
 
     def _make_step(self, model: AutoencoderModule):
+        """The step that trains ``model`` end to end (wrapped for data-parallel training when in a group)."""
         raise NotImplementedError
 
     def _check_X(self, X: np.ndarray) -> None:
@@ -111,33 +114,45 @@ class TorchEstimator(BaseEstimator):
         model = self.model_
         generator = torch.Generator().manual_seed(self.seed_)
         devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
+        state = self._train_state
+        with torch.random.fork_rng(devices=devices), stop_on_signals() as stop_requested:
             torch.manual_seed(self.seed_)
-            if self._train_state:  # resume: shuffling and global RNG exactly where they were
-                generator.set_state(self._train_state["rng.shuffle"])
-                torch.set_rng_state(self._train_state["rng.torch"])
-            elif not self.history_:
-                self._pretrain(X_t, generator)
+            if state:  # resume: position inside the epoch, shuffling and global RNG exactly where they were
+                start = Position(
+                    epoch=int(state.get("position.epoch", torch.tensor(self.n_epochs_))),
+                    step=int(state.get("position.step", torch.tensor(0))), shuffle_state=state["rng.shuffle"],
+                    totals={k[len("position.totals."):]: float(v) for k, v in state.items()
+                            if k.startswith("position.totals.")})
+                torch.set_rng_state(state["rng.torch"])
+            else:
+                start = Position(epoch=self.n_epochs_)
+                if not self.history_:
+                    self._pretrain(X_t, generator)
             step = self._make_step(model)
-            if self._train_state:
-                load_optimizer_state(step.optimizer, self._train_state, self._state_meta["param_groups"])
+            if state:
+                load_optimizer_state(step.optimizer, state, self._state_meta["param_groups"])
             callbacks = []
             stopper = None
             if X_v is not None:
                 stopper = EarlyStopping(model, patience=self.patience)
                 callbacks.append(stopper)
 
+            def on_checkpoint(position: Position) -> None:
+                self._capture_state(step, position)
+                if self.checkpoint_dir is not None and is_main_process():
+                    self.save(self.checkpoint_dir)
+
             def on_epoch(record: dict[str, Any], history: History) -> None:
                 record["l2"] = l2_penalty(model.regularized_weights(), self.l2)
                 self.n_epochs_ = record["epoch"]
-                self._capture_state(step, generator)
-                if self.checkpoint_dir is not None:
-                    self.save(self.checkpoint_dir)
+                on_checkpoint(Position(record["epoch"], 0, generator.get_state()))
 
             callbacks.insert(0, EpochCallback(on_epoch))
             train(step, X_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
-                  X_val=X_v, history=self.history_, start_epoch=self.n_epochs_, callbacks=callbacks,
-                  progress=bool(self.verbose), description=type(self).__name__, record_extra=self._record_extra())
+                  X_val=X_v, history=self.history_, start=start, callbacks=callbacks,
+                  checkpoint_every=getattr(self, "checkpoint_every", 0), on_checkpoint=on_checkpoint,
+                  stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
+                  record_extra=self._record_extra())
             if stopper is not None:
                 stopper.restore()
         model.eval()
@@ -145,10 +160,14 @@ class TorchEstimator(BaseEstimator):
     def _record_extra(self) -> dict[str, Any] | None:
         return None
 
-    def _capture_state(self, step, generator: torch.Generator) -> None:
+    def _capture_state(self, step, position: Position) -> None:
         tensors, groups = optimizer_state_tensors(step.optimizer)
-        tensors["rng.shuffle"] = generator.get_state()
+        tensors["rng.shuffle"] = position.shuffle_state
         tensors["rng.torch"] = torch.get_rng_state()
+        tensors["position.epoch"] = torch.tensor(position.epoch)
+        tensors["position.step"] = torch.tensor(position.step)
+        for name, value in position.totals.items():
+            tensors[f"position.totals.{name}"] = torch.tensor(value, dtype=torch.float64)
         self._train_state, self._state_meta = tensors, {"param_groups": groups}
 
     # -- persistence ---------------------------------------------------------------------------------------

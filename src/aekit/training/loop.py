@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import torch
 from tqdm.auto import tqdm
 
 from ..errors import TrainingError
+from .distributed import world
 from .steps import NonFiniteLoss
 
 History = list[dict[str, Any]]
@@ -35,7 +37,7 @@ class Callback(Protocol):
 
 def _sum_terms(totals: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], weight: int) -> None:
     for key, value in terms.items():
-        value = value.detach() * weight
+        value = value.detach().double() * weight
         totals[key] = totals[key] + value if key in totals else value
 
 
@@ -61,6 +63,32 @@ def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, bat
     return torch.cat([fn(X[start : start + batch_size]) for start in range(0, len(X), batch_size)])
 
 
+@dataclass
+class Position:
+    """Where training stands, precisely enough to resume it bit for bit: ``epoch`` epochs are complete and
+    ``step`` batches of the next one are done; ``shuffle_state`` is the shuffling generator's state at the
+    start of that epoch (it redraws the same permutation); ``totals`` are the epoch's running term sums."""
+
+    epoch: int = 0
+    step: int = 0
+    shuffle_state: torch.Tensor | None = None
+    totals: dict[str, float] = field(default_factory=dict)
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request (SIGINT/SIGTERM) after a checkpoint of the current position was written."""
+
+    def __init__(self, position: Position, signum: int) -> None:
+        super().__init__(f"interrupted at epoch {position.epoch + 1}, step {position.step}")
+        self.position, self.signum = position, signum
+
+
+def _all_reduce(values: torch.Tensor) -> torch.Tensor:
+    if world()[1] > 1:
+        torch.distributed.all_reduce(values)
+    return values
+
+
 def train(
     step: Step,
     X: torch.Tensor,
@@ -73,7 +101,12 @@ def train(
     Y_val: torch.Tensor | None = None,
     history: History | None = None,
     start_epoch: int = 0,
+    start: Position | None = None,
     callbacks: Sequence[Callback] = (),
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[Position], None] | None = None,
+    stop_requested: Callable[[], int] | None = None,
+    divergence_factor: float = 1e4,
     progress: bool = False,
     description: str = "train",
     record_extra: dict[str, Any] | None = None,
@@ -82,42 +115,77 @@ def train(
 
     Returns the history: one record per epoch with the mean of each training term, ``val_*`` terms when
     validation data is given, ``time`` in seconds, and ``record_extra`` (e.g. the phase) merged in.
-    Raises :class:`~aekit.errors.TrainingError` if the loss becomes NaN/inf (the update is not applied).
+
+    - ``start`` resumes inside an epoch (see :class:`Position`); ``on_checkpoint(position)`` is called every
+      ``checkpoint_every`` batches and when a stop is requested (``stop_requested()`` returns a signal number),
+      after which :class:`TrainingInterrupted` is raised.
+    - Raises :class:`~aekit.errors.TrainingError` if the loss becomes NaN/inf (that update is not applied) or
+      exceeds ``divergence_factor`` times its first value.
+    - Under ``torch.distributed`` each rank takes its shard of every epoch's permutation (same seed on all ranks)
+      and ``batch_size // world_size`` rows per step; epoch metrics are summed across ranks.
     """
     history = [] if history is None else history
-    n = len(X)
-    batch_size = max(1, min(int(batch_size), n))
-    x_buf = torch.empty((batch_size, *X.shape[1:]), dtype=X.dtype, device=X.device)
-    y_buf = None if Y is None else torch.empty((batch_size, *Y.shape[1:]), dtype=Y.dtype, device=Y.device)
-    n_batches = -(-n // batch_size)
-    bar = tqdm(total=(epochs - start_epoch) * n_batches, desc=description, disable=not progress,
-               mininterval=0.5, unit="batch")
+    position = start or Position(epoch=start_epoch)
+    rank, n_ranks = world()
+    n = len(X) - len(X) % n_ranks  # equal shards, so every rank takes the same number of steps
+    local_batch = max(1, min(int(batch_size) // n_ranks, n // n_ranks))
+    x_buf = torch.empty((local_batch, *X.shape[1:]), dtype=X.dtype, device=X.device)
+    y_buf = None if Y is None else torch.empty((local_batch, *Y.shape[1:]), dtype=Y.dtype, device=Y.device)
+    n_batches = -(-(n // n_ranks) // local_batch)
+    first_loss: float | None = None
+    bar = tqdm(total=(epochs - position.epoch) * n_batches - position.step, desc=description,
+               disable=not progress or rank != 0, mininterval=0.5, unit="batch")
     try:
-        for epoch in range(start_epoch, epochs):
+        for epoch in range(position.epoch, epochs):
             t0 = time.perf_counter()
             step.model.train()
-            perm = torch.randperm(n, generator=generator).to(X.device)
-            totals: dict[str, torch.Tensor] = {}
+            if position.shuffle_state is not None:
+                generator.set_state(position.shuffle_state)
+            epoch_start_state = generator.get_state()
+            perm = torch.randperm(len(X), generator=generator)[:n][rank::n_ranks].to(X.device)
+            totals = {k: torch.tensor(v, dtype=torch.float64) for k, v in position.totals.items()}
+            first_step = position.step
             bar.set_description(f"{description} epoch {epoch + 1}/{epochs}", refresh=False)
-            for b, start in enumerate(range(0, n, batch_size)):
-                idx = perm[start : start + batch_size]
+            for b in range(first_step, n_batches):
+                idx = perm[b * local_batch : (b + 1) * local_batch]
                 xb = torch.index_select(X, 0, idx, out=x_buf[: len(idx)])
                 yb = xb if Y is None else torch.index_select(Y, 0, idx, out=y_buf[: len(idx)])
+                where = f"epoch {epoch + 1}, batch {b + 1}/{n_batches}"
                 try:
                     terms = step.train_batch(xb, yb)
                 except NonFiniteLoss as exc:
                     raise TrainingError(
-                        f"training diverged at epoch {epoch + 1}, batch {b + 1}/{n_batches}: {exc}. The update was "
-                        "not applied and the last checkpoint (if any) is intact; try a lower learning rate."
+                        f"training diverged at {where}: {exc}. The update was not applied and the last checkpoint "
+                        "(if any) is intact; try a lower learning rate."
                     ) from None
+                loss = float(terms["loss"])
+                first_loss = loss if first_loss is None else first_loss
+                if loss > divergence_factor * max(abs(first_loss), 1e-12):
+                    raise TrainingError(
+                        f"training diverged at {where}: the loss reached {loss:.4g}, over {divergence_factor:g} times "
+                        f"its first value ({first_loss:.4g}). The last checkpoint (if any) is intact; try a lower "
+                        "learning rate."
+                    )
                 _sum_terms(totals, terms, len(idx))
                 bar.update()
+                signum = stop_requested() if stop_requested is not None else 0
+                if n_ranks > 1 and stop_requested is not None:  # every rank stops at the same step
+                    signum = int(_all_reduce(torch.tensor([signum], device=X.device)).max())
+                if signum or (checkpoint_every and (b + 1) % checkpoint_every == 0 and b + 1 < n_batches):
+                    position = Position(epoch, b + 1, epoch_start_state, {k: float(v) for k, v in totals.items()})
+                    if on_checkpoint is not None:
+                        on_checkpoint(position)
+                    if signum:
+                        raise TrainingInterrupted(position, signum)
+            names = sorted(totals)
+            summed = _all_reduce(torch.stack([totals[k].double().cpu() for k in names]).to(X.device)) if names else []
             record: dict[str, Any] = {"epoch": epoch + 1, **(record_extra or {})}
-            record.update({k: float(v) / n for k, v in totals.items()})
+            record.update({k: float(v) / n for k, v in zip(names, summed)})
             if X_val is not None and len(X_val):
                 record.update({f"val_{k}": v for k, v in evaluate(step, X_val, Y_val, max(batch_size, 1024)).items()})
             record["time"] = time.perf_counter() - t0
             history.append(record)
+            position = Position(epoch + 1)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "val_loss")}, refresh=False)
             stop = False
             for callback in callbacks:

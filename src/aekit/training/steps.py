@@ -9,6 +9,7 @@ import torch
 
 from ..losses.objective import Objective
 from ..models.base import AutoencoderModule
+from .distributed import unwrap
 
 
 class NonFiniteLoss(FloatingPointError):
@@ -29,7 +30,7 @@ class ReconstructionStep:
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = self.corrupt(inputs) if self.corrupt is not None else inputs
-        terms = self.objective(self.model(seen), targets, seen, self.model)
+        terms = self.objective(self.model(seen), targets, seen, unwrap(self.model))
         loss = terms["loss"]
         if not torch.isfinite(loss):
             raise NonFiniteLoss(f"loss is {loss.item()}")
@@ -40,4 +41,4 @@ class ReconstructionStep:
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.objective(self.model(inputs), targets, inputs, self.model)
+        return self.objective(self.model(inputs), targets, inputs, unwrap(self.model))

@@ -1,0 +1,38 @@
+"""The step for supervised training (a classifier's fine-tuning) through the one loop: the loop hands it
+``(inputs, targets)`` batches with integer class indices (int64) as targets."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .steps import NonFiniteLoss
+
+
+class ClassificationStep:
+    """Forward to logits, softmax cross-entropy, backward, optimizer step. Terms: ``loss`` (mean cross-entropy)
+    and ``accuracy`` (fraction of the batch classified right), so the history has both, and ``val_*`` too."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        self.model, self.optimizer = model, optimizer
+
+    @staticmethod
+    def _terms(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = F.cross_entropy(logits, targets)  # logits (batch, classes), targets (batch,) int64
+        accuracy = (logits.detach().argmax(dim=1) == targets).float().mean()
+        return {"loss": loss, "accuracy": accuracy}
+
+    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms = self._terms(self.model(inputs), targets)
+        loss = terms["loss"]
+        if not torch.isfinite(loss):
+            raise NonFiniteLoss(f"loss is {loss.item()}")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        return {k: v.detach() for k, v in terms.items()}
+
+    @torch.no_grad()
+    def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self._terms(self.model(inputs), targets)

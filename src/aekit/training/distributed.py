@@ -1,0 +1,54 @@
+"""Data-parallel training under ``torchrun`` (DistributedDataParallel; gloo on CPU, nccl on GPU).
+
+``torchrun --nproc-per-node N -m aekit.cli train ...`` starts N processes; :func:`init_from_env` joins them
+into one group. The loop shards every epoch's permutation across ranks and sums metrics over them; DDP averages
+gradients; only rank 0 writes checkpoints and files.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size); (0, 1) outside a process group."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
+
+
+def init_from_env(device: str | None = None) -> str | None:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns the device this rank should use
+    (``cuda:LOCAL_RANK`` with nccl when CUDA is asked for or available, else ``cpu`` with gloo)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
+        return device
+    use_cuda = torch.cuda.is_available() and device in (None, "auto") or str(device).startswith("cuda")
+    if use_cuda:
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = f"cuda:{local}"
+    else:
+        device = "cpu"
+    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    return device
+
+
+def distributed(module: nn.Module, trainable: Sequence[nn.Parameter] | None = None) -> nn.Module:
+    """``module`` wrapped in DistributedDataParallel when running in a group of several processes, else itself.
+    Parameters outside ``trainable`` (frozen layers of a greedy phase) are allowed to get no gradient."""
+    if world()[1] <= 1:
+        return module
+    frozen = trainable is not None and {id(p) for p in trainable} != {id(p) for p in module.parameters()}
+    return nn.parallel.DistributedDataParallel(module, find_unused_parameters=frozen)
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
