@@ -23,7 +23,7 @@ from .errors import AekitError
 from .training.loop import TrainingInterrupted
 
 # modules with ``add_commands(subparsers)``: each adds its subcommands (helpers below are shared with them)
-COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash"]
+COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash", "aekit.commands.classify"]
 
 RUN_FILE = "run.json"  # the CLI's own notes beside a checkpoint: data source, image shape, metrics
 
@@ -126,7 +126,7 @@ def _load_run(run: str, device: str | None):
 
 # -- commands --------------------------------------------------------------------------------------------------
 # settings that may change when a run is continued; any other difference means a different run
-_MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience")
+_MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every")
 
 
 def cmd_train(args: argparse.Namespace) -> None:

@@ -185,7 +185,10 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, to
             continue
         idx, _, name = rest.partition(".")
         state.setdefault(int(idx), {})[name] = value
+    settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
     try:
         optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state in the checkpoint does not fit the model: {exc}") from None
+    for group, current in zip(optimizer.param_groups, settings):  # the moments resume; the settings are today's
+        group.update(current)

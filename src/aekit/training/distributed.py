@@ -37,7 +37,12 @@ def init_from_env(device: str | None = None) -> str | None:
         device = f"cuda:{local}"
     else:
         device = "cpu"
-    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo")
+    # A fresh key prefix per torchrun restart: otherwise a restarted rank can read the addresses that the
+    # previous round's (dead) workers left in the shared store and fail to connect.
+    store, rank, size = next(torch.distributed.rendezvous("env://"))
+    store = torch.distributed.PrefixStore(f"aekit/restart-{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}", store)
+    torch.distributed.init_process_group(backend="nccl" if use_cuda else "gloo", store=store, rank=rank,
+                                         world_size=size)
     return device
 
 

@@ -1,0 +1,354 @@
+"""``aekit.PretrainedClassifier``: unsupervised pretraining as a scikit-learn classifier (Géron ch. 15, "Unsupervised
+pretraining"; Erhan et al. 2010; Vincent et al. 2010).
+
+An autoencoder trained on all the data (labelled or not) gives its encoder layers to a classifier; a softmax head
+(with optional hidden layers) is trained on the labelled rows, the pretrained layers frozen or fine-tuned. Rows
+whose label is ``-1`` are unlabelled (scikit-learn's semi-supervised convention; ``unlabelled=None`` turns it off):
+they are used to pretrain the autoencoder only.
+"""
+
+from __future__ import annotations
+
+import os
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+import torch
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin, _fit_context, clone
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..device import resolve_device
+from ..errors import CheckpointError, ConfigError, DataError
+from ..io import Checkpoint
+from ..models.base import build_model
+from ..models.classifier import EncoderClassifier, ModelSuffix, encoder_spec
+from ..registry import register_estimator
+from ..training import make_optimizer
+from ..training.classification import ClassificationStep
+from ..training.loop import History
+from ..training.optim import OPTIMIZERS
+from .autoencoder import Autoencoder
+from .base import TorchEstimator, _jsonable, load
+
+def _labelled_rows(y: np.ndarray, unlabelled: Any) -> np.ndarray:
+    """Boolean mask of the rows whose label is not the marker ``unlabelled`` (None: every row is labelled)."""
+    if unlabelled is None:
+        return np.ones(len(y), dtype=bool)
+    if y.dtype.kind in "iufO" or (y.dtype.kind in "US" and isinstance(unlabelled, str)):
+        return np.asarray(y != unlabelled, dtype=bool)
+    return np.ones(len(y), dtype=bool)  # e.g. string labels with the marker -1
+
+
+class LabelsInLastColumn:
+    """Adapts a step that takes ``(inputs, class indices)`` to rows ``[inputs..., class index]``: how targets reach
+    the loop through :meth:`TorchEstimator._fit_model`, which passes it no targets."""
+
+    def __init__(self, step: ClassificationStep) -> None:
+        self.step, self.model, self.optimizer = step, step.model, step.optimizer
+
+    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.step.train_batch(inputs[:, :-1], inputs[:, -1].long())
+
+    def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.step.eval_batch(inputs[:, :-1], inputs[:, -1].long())
+
+
+@register_estimator("PretrainedClassifier")
+class PretrainedClassifier(ClassifierMixin, TorchEstimator):
+    """A classifier whose lower layers are a (denoising, stacked, ...) autoencoder's encoder.
+
+    ``n_features - encoder layers - hidden_layers - n_classes`` (softmax). The encoder layers get the
+    autoencoder's weights and activations (``pretrain=True``) or the same shapes from a random init
+    (``pretrain=False``: the from-scratch baseline with the identical network).
+
+    Parameters
+    ----------
+    autoencoder : aekit.Autoencoder, str, path or None, default=None
+        Where the encoder comes from: a fitted autoencoder (its weights are copied, never changed); an unfitted
+        one (a copy is fitted on all rows of ``X``, labelled or not); a checkpoint folder written by
+        :meth:`aekit.Autoencoder.save` or ``aekit train``; or None: an ``aekit.Autoencoder(**autoencoder_params)``
+        is fitted on all rows of ``X``.
+    autoencoder_params : dict or None, default=None
+        Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g.
+        ``{"hidden_layers": (300, 150), "noise": "mask:0.3", "epochs": 10}`` (a denoising one). Its
+        ``random_state`` and ``device`` default to this classifier's.
+    pretrain : bool, default=True
+        False: no autoencoder is trained or copied; the encoder layers start from a random init (the same
+        architecture trained from scratch, the baseline).
+    freeze : {"none", "all"} or int, default="none"
+        Pretrained layers kept fixed: none (fine-tune everything), all encoder layers, or the lower ``k``. Frozen
+        layers are left out of the optimizer and their outputs are computed once for the training set and cached.
+    hidden_layers : sequence of int, default=()
+        Hidden layers of the head between the encoder and the softmax output (the encoder's activation).
+    dropout : float, default=0.0
+        Dropout rate on the outputs of the trained hidden layers (and of the frozen block), in training only.
+    optimizer : {"adam", "adamw", "sgd"}, default="adam"
+    learning_rate : float, default=1e-3
+    l2 : float, default=0.0
+        L2 on the weight matrices being trained (never biases), ``l2/2 * sum(W**2)``.
+    batch_size : int, default=64
+    epochs : int, default=20
+        Epochs over the labelled rows (with ``warm_start``: in total).
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the labelled rows; stop after ``patience`` epochs without a lower
+        validation loss and keep the best weights.
+    validation_fraction : float, default=0.1
+    patience : int, default=10
+    random_state : int, RandomState instance or None, default=None
+        Seeds the autoencoder (when fitted here), the head's initialisation and the shuffling; an int makes a
+        CPU run repeatable bit for bit.
+    device : str, default="auto"
+    checkpoint_dir : str or None, default=None
+        If set, a checkpoint folder is written there after every epoch of the classifier's training.
+    warm_start : bool, default=False
+        Continue training a fitted (or loaded) classifier on new labelled data with the same classes.
+    unlabelled : int, str or None, default=-1
+        The label that marks unlabelled rows (scikit-learn's semi-supervised convention is -1); None: every row
+        is labelled, so -1 can be a class.
+    verbose : int, default=0
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    model_ : aekit.models.classifier.EncoderClassifier
+    autoencoder_ : aekit.Autoencoder
+        The autoencoder fitted by :meth:`fit` (only when it pretrained one; not saved in checkpoints).
+    encoder_source_ : dict
+        Where the encoder layers came from (saved with the checkpoint).
+    n_frozen_ : int
+        Number of lower encoder layers kept fixed.
+    history_ : list of dict
+        One record per epoch: ``loss`` (cross-entropy), ``accuracy``, ``val_*``, ``l2``, ``time``.
+    n_epochs_ : int
+    n_features_in_ : int
+    """
+
+    model_name = "classifier"
+
+    _parameter_constraints: dict = {
+        "autoencoder": [None, str, os.PathLike, HasMethods(["fit", "transform"])],
+        "autoencoder_params": [dict, None],
+        "pretrain": ["boolean"],
+        "freeze": [StrOptions({"none", "all"}), Interval(Integral, 0, None, closed="left")],
+        "hidden_layers": ["array-like"],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "l2": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "epochs": [Interval(Integral, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "patience": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str, None],
+        "checkpoint_dir": [str, os.PathLike, None],
+        "warm_start": ["boolean"],
+        "unlabelled": [Integral, str, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        autoencoder: Any = None,
+        *,
+        autoencoder_params: dict | None = None,
+        pretrain: bool = True,
+        freeze: str | int = "none",
+        hidden_layers: tuple[int, ...] = (),
+        dropout: float = 0.0,
+        optimizer: str = "adam",
+        learning_rate: float = 1e-3,
+        l2: float = 0.0,
+        batch_size: int = 64,
+        epochs: int = 20,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        patience: int = 10,
+        random_state: Any = None,
+        device: str = "auto",
+        checkpoint_dir: str | None = None,
+        warm_start: bool = False,
+        unlabelled: int | str | None = -1,
+        verbose: int = 0,
+    ) -> None:
+        self.autoencoder = autoencoder
+        self.autoencoder_params = autoencoder_params
+        self.pretrain = pretrain
+        self.freeze = freeze
+        self.hidden_layers = hidden_layers
+        self.dropout = dropout
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.l2 = l2
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.random_state = random_state
+        self.device = device
+        self.checkpoint_dir = checkpoint_dir
+        self.warm_start = warm_start
+        self.unlabelled = unlabelled
+        self.verbose = verbose
+
+    # -- the encoder ---------------------------------------------------------------------------------------
+    def _source_autoencoder(self, X: np.ndarray) -> torch.nn.Module:
+        """The autoencoder module whose encoder is reused (pretrained here on all rows of ``X`` if need be); with
+        ``pretrain=False`` only its architecture matters and nothing is trained. Sets ``encoder_source_``."""
+        ae = self.autoencoder
+        if isinstance(ae, (str, os.PathLike)):
+            est = load(ae, device="cpu")
+            module = getattr(est, "model_", None)
+            self.encoder_source_ = {"checkpoint": os.fspath(ae), "estimator": type(est).__name__}
+            return module
+        if ae is None:
+            ae = Autoencoder(**(self.autoencoder_params or {}))
+        elif self.autoencoder_params:
+            raise ConfigError("autoencoder_params applies only with autoencoder=None; set the parameters on the "
+                              "autoencoder you pass instead")
+        def described(est: Any, **more: Any) -> dict[str, Any]:
+            params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
+            return {"estimator": type(est).__name__, "params": params, **more}
+
+        if hasattr(ae, "model_"):  # fitted: used as it is
+            self.encoder_source_ = described(ae, fitted_by="caller")
+            return ae.model_
+        ae = clone(ae)
+        params = ae.get_params()
+        overrides = {"random_state": self.seed_ if params.get("random_state", 0) is None else None,
+                     "device": self.device if params.get("device") == "auto" else None,
+                     "verbose": self.verbose if "verbose" in params and not params["verbose"] else None}
+        ae.set_params(**{k: v for k, v in overrides.items() if v is not None})
+        if not self.pretrain:  # the architecture only: the baseline never sees the autoencoder's training
+            self.encoder_source_ = described(ae, fitted_by=None)
+            return ae._build_model(X.shape[1], self.seed_)
+        self.autoencoder_ = ae.fit(X)
+        self.encoder_source_ = described(ae, fitted_by="PretrainedClassifier.fit", n_samples=len(X))
+        return ae.model_
+
+    def _build(self, X: np.ndarray) -> EncoderClassifier:
+        source = self._source_autoencoder(X)
+        spec = encoder_spec(source)
+        if spec["n_features"] != X.shape[1]:
+            raise DataError(f"X has {X.shape[1]} features, but the autoencoder's encoder expects {spec['n_features']}")
+        init = getattr(source, "config", {}).get("init", "he")
+        model = build_model(self.model_name, {**spec, "n_classes": len(self.classes_), "init": init,
+                                              "hidden_layers": [int(h) for h in self.hidden_layers],
+                                              "dropout": float(self.dropout), "seed": self.seed_})
+        if self.pretrain:
+            model.load_encoder(source)
+        else:
+            self.encoder_source_ = {**self.encoder_source_, "weights": "random init (pretrain=False)"}
+        return model.to(self.device_)
+
+    def _n_frozen(self) -> int:
+        n = self.model_.n_encoder_layers
+        if self.freeze == "none":
+            return 0
+        if self.freeze == "all":
+            return n
+        if int(self.freeze) > n:
+            raise ConfigError(f"freeze={self.freeze}, but the encoder has only {n} layers; use 0..{n}, 'none' or 'all'")
+        return int(self.freeze)
+
+    # -- fitting -------------------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any) -> PretrainedClassifier:
+        """Pretrain (unless given a fitted autoencoder) on all rows of ``X``, then train the classifier on the rows
+        whose label ``y`` is not ``unlabelled`` (-1)."""
+        resume = bool(self.warm_start) and hasattr(self, "model_")
+        X, y = validate_data(self, X, y, dtype=np.float32, order="C", reset=not resume)
+        check_classification_targets(y)
+        labelled = _labelled_rows(y, self.unlabelled)
+        if not labelled.any():
+            raise DataError(f"no labelled rows: all {len(y)} labels are {self.unlabelled!r} (unlabelled); label some "
+                            "rows")
+        if resume:
+            known = np.isin(y[labelled], self.classes_)
+            if not known.all():
+                raise DataError(f"warm_start: labels {np.unique(y[labelled][~known])[:5].tolist()} are not among "
+                                f"the classes the model was fitted on ({self.classes_.tolist()}); refit from scratch")
+        else:
+            classes = np.unique(y[labelled])
+            if len(classes) < 2:
+                raise DataError(f"a classifier needs samples of at least 2 classes, but the labelled rows hold only "
+                                f"1 class ({classes[0]!r})")
+            self.classes_ = classes
+            self.device_ = resolve_device(self.device)
+            self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            self.model_ = self._build(X)
+            self.history_: History = []
+            self.n_epochs_ = 0
+            self._train_state: dict[str, torch.Tensor] = {}
+            self._state_meta: dict[str, str] = {}
+        self._fit_labelled(X[labelled], np.searchsorted(self.classes_, y[labelled]))
+        return self
+
+    def _fit_labelled(self, X: np.ndarray, y: np.ndarray) -> None:
+        model = self.model_
+        self.n_frozen_ = k = self._n_frozen()
+        model.freeze(k)
+        # the frozen block's outputs, computed once for the training set (k = 0: the inputs themselves)
+        features = self._map(lambda xb: model.encode_prefix(xb, k), X) if k else X
+        # the base estimator's ``_fit_model`` (seeding, resume, early stopping, checkpoints) hands the loop rows
+        # only, so each row carries its class index in a last column (exact in float32 below 2**24)
+        self._fit_model(np.hstack([features, y[:, None].astype(np.float32)]))
+
+    def _make_step(self, model: EncoderClassifier) -> LabelsInLastColumn:
+        trainee = ModelSuffix(model, self.n_frozen_)  # the layers above the frozen block
+        optimizer = make_optimizer(self.optimizer, trainee.parameters(), trainee.regularized_weights(),
+                                   self.learning_rate, self.l2)
+        return LabelsInLastColumn(ClassificationStep(trainee, optimizer))
+
+    # -- using the result ----------------------------------------------------------------------------------
+    def _logits(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "model_")
+        return self._map(self.model_, self._validate(X, reset=False))  # (n, n_classes) float32
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (n_samples, n_classes), columns in the order of ``classes_``."""
+        return softmax(self._logits(X).astype(np.float64), axis=1)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class of each row."""
+        logits = self._logits(X)
+        return self.classes_[logits.argmax(axis=1)]
+
+    def encode(self, X: Any) -> np.ndarray:
+        """The encoder's codings of ``X`` (after any fine-tuning): (n_samples, coding size). Named ``encode``, not
+        ``transform``, so the classifier is not taken for a transformer."""
+        check_is_fitted(self, "model_")
+        n = self.model_.n_encoder_layers
+        return self._map(lambda xb: self.model_.encode_prefix(xb, n), self._validate(X, reset=False))
+
+    # -- persistence: classes and provenance travel in the checkpoint's config --------------------------------
+    def _config(self) -> dict[str, Any]:
+        config = super()._config()
+        config["params"]["autoencoder_params"] = (None if self.autoencoder_params is None else
+                                                  {str(k): _jsonable(v) for k, v in self.autoencoder_params.items()})
+        config["extra"] = {**config["extra"], "classes": self.classes_.tolist(),
+                           "classes_dtype": self.classes_.dtype.str, "encoder_source": self.encoder_source_,
+                           "n_frozen": int(getattr(self, "n_frozen_", 0))}
+        return config
+
+    @classmethod
+    def _from_checkpoint(cls, ckpt: Checkpoint, device: str | None = None) -> PretrainedClassifier:
+        est = super()._from_checkpoint(ckpt, device)
+        extra = est.checkpoint_extra_
+        try:
+            est.classes_ = np.asarray(extra["classes"], dtype=np.dtype(extra["classes_dtype"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"checkpoint config lacks the classifier's classes: {exc}") from None
+        if len(est.classes_) != est.model_.config["n_classes"]:
+            raise CheckpointError(f"checkpoint lists {len(est.classes_)} classes, its model has "
+                                  f"{est.model_.config['n_classes']} outputs")
+        est.encoder_source_ = extra.get("encoder_source", {})
+        est.n_frozen_ = int(extra.get("n_frozen", 0))
+        return est

@@ -1,0 +1,121 @@
+"""Crashes, signals, divergence and data-parallel training, in small form (digits, 2 gloo processes)."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.errors import TrainingError
+
+# Runs the CLI, optionally sending a signal to itself inside batch KILL_AT (on the first torchrun attempt only,
+# and only on rank KILL_RANK when set): a real kill -9 / SIGTERM at a known step.
+LAUNCH = textwrap.dedent("""
+    import os, signal, sys
+    from aekit.training import steps
+    at, sig, rank = int(os.environ.get("KILL_AT", "0")), int(os.environ.get("KILL_SIG", "9")), os.environ.get("KILL_RANK")
+    if at and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and rank in (None, os.environ.get("RANK", "0")):
+        original, count = steps.ReconstructionStep.train_batch, [0]
+        def train_batch(self, x, y):
+            count[0] += 1
+            if count[0] == at:
+                os.kill(os.getpid(), sig)
+            return original(self, x, y)
+        steps.ReconstructionStep.train_batch = train_batch
+    from aekit.cli import main
+    sys.exit(main(sys.argv[1:]))
+""")
+
+TRAIN = ["train", "--hidden", "32,16", "--noise", "gaussian:0.1", "--epochs", "3", "--batch-size", "64",
+         "--checkpoint-every", "4", "--seed", "3", "--quiet"]
+
+
+@pytest.fixture
+def launch(tmp_path):
+    script = tmp_path / "launch.py"
+    script.write_text(LAUNCH)
+
+    def run(args, torchrun=None, **env):
+        cmd = [sys.executable, str(script), *args]
+        if torchrun:
+            port = socket.socket()
+            port.bind(("127.0.0.1", 0))
+            free = port.getsockname()[1]
+            port.close()
+            cmd = [sys.executable, "-m", "torch.distributed.run", *torchrun, "--rdzv-backend=c10d",
+                   f"--rdzv-endpoint=127.0.0.1:{free}", str(script), *args]
+        full_env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo",
+                    **{k: str(v) for k, v in env.items()}}
+        result = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=180,
+                                stdin=subprocess.DEVNULL, cwd=tmp_path)
+        (tmp_path / "stderr.txt").write_text(result.stderr)
+        return result
+
+    return run
+
+
+def test_kill_9_then_resume_is_bit_identical(launch, tmp_path):
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    assert launch([*TRAIN, "--out", str(full)]).returncode == 0
+    killed = launch([*TRAIN, "--out", str(crashed)], KILL_AT=30, KILL_SIG=9)  # 23 batches per epoch: mid epoch 2
+    assert killed.returncode == -9
+    state = aekit.load(crashed)
+    assert state.n_epochs_ == 1 and int(state._train_state["position.step"]) == 4  # last checkpoint: batch 4 of epoch 2
+    resumed = launch(["train", "--resume", str(crashed), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "batch 4" in resumed.stdout
+    assert (full / "model.safetensors").read_bytes() == (crashed / "model.safetensors").read_bytes()
+
+
+def test_sigterm_writes_a_checkpoint_and_exits_cleanly(launch, tmp_path):
+    run = tmp_path / "run"
+    stopped = launch([*TRAIN, "--out", str(run)], KILL_AT=10, KILL_SIG=int(signal.SIGTERM))
+    assert stopped.returncode == 128 + signal.SIGTERM
+    assert "Traceback" not in stopped.stderr and f"aekit train --resume {run}" in stopped.stderr
+    est = aekit.load(run)
+    assert est.n_epochs_ == 0 and int(est._train_state["position.step"]) == 10  # the exact batch it stopped at
+    assert launch([*TRAIN, "--out", str(run)]).returncode == 0  # the same command again resumes by itself
+    assert aekit.load(run).n_epochs_ == 3
+
+
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
+    X, _ = digits
+    aekit.Autoencoder((32, 16), epochs=2, random_state=0, checkpoint_dir=str(tmp_path)).fit(X)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    est = aekit.load(tmp_path).set_params(learning_rate=10.0, epochs=20, warm_start=True)
+    with pytest.raises(TrainingError, match=r"diverged at epoch 3, batch \d+/\d+.*try a lower learning rate"):
+        est.fit(X)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    intact = aekit.load(tmp_path)
+    assert intact.n_epochs_ == 2 and np.isfinite(intact.predict(X[:5])).all()
+
+
+def test_two_processes_train_like_one(launch, tmp_path):
+    one, two = tmp_path / "one", tmp_path / "two"
+    args = ["train", "--hidden", "32,16", "--epochs", "15", "--batch-size", "32", "--seed", "0", "--quiet", "--json"]
+    single = launch([*args, "--out", str(one)])
+    assert single.returncode == 0, single.stderr
+    double = launch([*args, "--out", str(two)], torchrun=["--nproc-per-node=2"])
+    assert double.returncode == 0, double.stderr
+    mse1 = json.loads(single.stdout.strip().splitlines()[-1])["test_mse"]
+    mse2 = json.loads(double.stdout.strip().splitlines()[-1])["test_mse"]  # only rank 0 prints
+    assert double.stdout.count("test reconstruction MSE") == 1
+    assert mse2 == pytest.approx(mse1, rel=0.1)
+    assert aekit.load(two).n_epochs_ == 15
+
+
+def test_torchrun_restart_after_a_worker_is_killed(launch, tmp_path):
+    run = tmp_path / "run"
+    result = launch([*TRAIN, "--out", str(run)], torchrun=["--nproc-per-node=2", "--max-restarts=1"],
+                    KILL_AT=30, KILL_SIG=9, KILL_RANK=1)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert aekit.load(run).n_epochs_ == 3
+    assert "resuming" in result.stdout  # the restarted group picked up the checkpoint
