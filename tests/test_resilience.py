@@ -62,6 +62,7 @@ def launch(tmp_path):
     return run
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_is_bit_identical(launch, tmp_path):
     full, crashed = tmp_path / "full", tmp_path / "crashed"
     assert launch([*TRAIN, "--out", str(full)]).returncode == 0
@@ -98,6 +99,7 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     assert intact.n_epochs_ == 2 and np.isfinite(intact.predict(X[:5])).all()
 
 
+@pytest.mark.slow
 def test_two_processes_train_like_one(launch, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
     args = ["train", "--hidden", "32,16", "--epochs", "15", "--batch-size", "32", "--seed", "0", "--quiet", "--json"]
@@ -112,6 +114,7 @@ def test_two_processes_train_like_one(launch, tmp_path):
     assert aekit.load(two).n_epochs_ == 15
 
 
+@pytest.mark.slow
 def test_torchrun_restart_after_a_worker_is_killed(launch, tmp_path):
     run = tmp_path / "run"
     result = launch([*TRAIN, "--out", str(run)], torchrun=["--nproc-per-node=2", "--max-restarts=1"],
