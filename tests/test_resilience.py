@@ -122,3 +122,15 @@ def test_torchrun_restart_after_a_worker_is_killed(launch, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert aekit.load(run).n_epochs_ == 3
     assert "resuming" in result.stdout  # the restarted group picked up the checkpoint
+
+
+@pytest.mark.slow
+def test_greedy_training_under_two_processes(launch, tmp_path):
+    args = ["train", "--hidden", "32,16", "--greedy", "phases", "--phase-epochs", "3,3", "--fine-tune-epochs", "2",
+            "--seed", "0", "--quiet", "--json"]
+    single = launch([*args, "--out", str(tmp_path / "one")])
+    double = launch([*args, "--out", str(tmp_path / "two")], torchrun=["--nproc-per-node=2"])
+    assert single.returncode == 0 and double.returncode == 0, double.stderr[-2000:]
+    mse = [json.loads(r.stdout.strip().splitlines()[-1])["test_mse"] for r in (single, double)]
+    assert mse[1] == pytest.approx(mse[0], rel=0.05)
+    assert [r["phase"] for r in aekit.load(tmp_path / "two").history_] == [1, 1, 1, 2, 2, 2, "fine-tune", "fine-tune"]
