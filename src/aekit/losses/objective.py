@@ -17,17 +17,18 @@ class Objective:
     Calling it returns a dict of terms (``"reconstruction"``, one per penalty, and their weighted sum ``"loss"``).
     """
 
-    def __init__(self, reconstruction: str = "mse", penalties: Sequence[Penalty] = ()) -> None:
+    def __init__(self, reconstruction: str = "mse", penalties: Sequence[Penalty] = (), reduction: str = "mean") -> None:
         self.reconstruction_name = reconstruction
         self.reconstruction = reconstruction_loss(reconstruction)
         self.penalties = list(penalties)
+        self.reduction = reduction
 
     def __call__(
         self, output: AEOutput, target: torch.Tensor, inputs: torch.Tensor, model: AutoencoderModule
     ) -> dict[str, torch.Tensor]:
         if output.target is not None:
             target = output.target
-        terms = {"reconstruction": self.reconstruction(output, target)}
+        terms = {"reconstruction": self.reconstruction(output, target, self.reduction)}
         loss = terms["reconstruction"]
         for name, term in output.terms.items():
             terms[name] = term

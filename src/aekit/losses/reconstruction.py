@@ -1,5 +1,6 @@
 """Reconstruction losses, one copy each. ``reduction="mean"`` averages over every element (the book's
-``reduce_mean``); ``"none"`` gives one value per row (mean over features), used for anomaly scores."""
+``reduce_mean``); ``"sum"`` sums over features and averages over the batch (per-image nats, for the VAE);
+``"none"`` gives one value per row (mean over features), used for anomaly scores."""
 
 from __future__ import annotations
 
@@ -12,15 +13,24 @@ from ..errors import AekitError
 from ..models.base import AEOutput
 
 
+def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
+    """Elementwise errors (batch, ...) -> "none": per-row mean; "sum": per-row sum, averaged over the batch
+    (nats per image, the VAE's convention); "mean" is handled by the caller's fused call."""
+    rows = err.flatten(1)
+    return rows.sum(dim=1).mean() if reduction == "sum" else rows.mean(dim=1)
+
+
 def mse(output: AEOutput, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    err = F.mse_loss(output.reconstruction, target, reduction="mean" if reduction == "mean" else "none")
-    return err if reduction == "mean" else err.mean(dim=1)
+    if reduction == "mean":
+        return F.mse_loss(output.reconstruction, target)
+    return _reduce(F.mse_loss(output.reconstruction, target, reduction="none"), reduction)
 
 
 def bce(output: AEOutput, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     # from logits: numerically stable and one pass; targets must lie in [0, 1]
-    err = F.binary_cross_entropy_with_logits(output.logits, target, reduction="mean" if reduction == "mean" else "none")
-    return err if reduction == "mean" else err.mean(dim=1)
+    if reduction == "mean":
+        return F.binary_cross_entropy_with_logits(output.logits, target)
+    return _reduce(F.binary_cross_entropy_with_logits(output.logits, target, reduction="none"), reduction)
 
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "bce": bce}

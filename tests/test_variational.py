@@ -1,0 +1,36 @@
+import numpy as np
+import pytest
+import torch
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import aekit
+from aekit.models.variational import gaussian_kl
+
+
+@parametrize_with_checks([aekit.VariationalAutoencoder((8,), latent_dim=2, loss="mse", epochs=2, random_state=0)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_analytic_kl_matches_monte_carlo():
+    torch.manual_seed(0)
+    mu, logvar = torch.randn(3, 4), torch.randn(3, 4) * 0.5
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(200000, 3, 4)
+    q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar))
+    p = torch.distributions.Normal(0.0, 1.0)
+    mc = (q.log_prob(z) - p.log_prob(z)).sum(-1).mean(0)
+    assert torch.allclose(gaussian_kl(mu, logvar), mc, rtol=0.02, atol=0.01)
+
+
+def test_loss_is_negative_elbo_in_nats_and_sampling_works(digits):
+    X, X_test = digits
+    vae = aekit.VariationalAutoencoder((64, 32), latent_dim=4, epochs=20, random_state=0).fit(X)
+    last = vae.history_[-1]
+    assert last["loss"] == pytest.approx(last["reconstruction"] + last["kl"], rel=1e-6)
+    assert last["reconstruction"] > 1.0  # summed over 64 pixels, not averaged
+    assert vae.history_[-1]["loss"] < vae.history_[0]["loss"]
+    samples = vae.sample(16, random_state=0)
+    assert samples.shape == (16, 64) and (samples >= 0).all() and (samples <= 1).all()
+    assert np.array_equal(samples, vae.sample(16, random_state=0))
+    assert vae.transform(X_test).shape == (len(X_test), 4)
+    assert np.array_equal(vae.predict(X_test[:5]), vae.predict(X_test[:5]))  # reconstruct from the mean
