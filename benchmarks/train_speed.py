@@ -11,7 +11,8 @@ Variants (seconds per epoch):
 - naive-fused: the same with Adam(fused=True);
 - keras: Keras 3 with the torch backend, model.fit (only if keras is installed: pip install keras);
 - sklearn: MLPRegressor(300, 150, 300), relu (it has no ELU), adam, batch 150, one epoch;
-- aekit / aekit-tied: aekit.Autoencoder(...).fit for one epoch (the whole call, set-up included).
+- aekit / aekit-tied: aekit.Autoencoder(...).fit for one epoch (the whole call, set-up included);
+- the book's VAE (784-500-500-20) against its own GEMM floor.
 Inference: aekit's transform vs a naive ``model(x)`` loop over a DataLoader, rows/s.
 """
 
@@ -23,6 +24,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import warnings
 
@@ -36,18 +38,25 @@ SIZES = [784, 300, 150, 300, 784]
 BATCH = 150
 
 
-def floor_epoch(X: torch.Tensor) -> None:
+# (in, out) of every matmul of a model; the VAE's mean and log-variance heads are one (500 -> 40) GEMM
+REFERENCE_GEMMS = list(zip(SIZES[:-1], SIZES[1:]))
+VAE_GEMMS = [(784, 500), (500, 500), (500, 40), (20, 500), (500, 500), (500, 784)]
+
+
+def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]]) -> None:
+    """Each layer's forward GEMM, its weight-gradient GEMM and (except the first layer) its input-gradient
+    GEMM, at the batch's shapes, with nothing else."""
     n = len(X)
-    Ws = [torch.randn(o, i, device=X.device) * 0.01 for i, o in zip(SIZES[:-1], SIZES[1:])]
-    for start in range(0, n, BATCH):
-        h = [X[start : start + BATCH]]
-        for W in Ws:  # forward
-            h.append(h[-1] @ W.T)
-        g = h[-1]
-        for i in reversed(range(len(Ws))):  # backward: weight grads, input grads except for the first layer
-            _ = g.T @ h[i]
-            if i:
-                g = g @ Ws[i]
+    Ws = [torch.randn(o, i, device=X.device) * 0.01 for i, o in gemms]
+    hs = [torch.randn(BATCH, i, device=X.device) for i, _ in gemms]
+    for _ in range(0, n, BATCH):
+        for W, h in zip(Ws, hs):  # forward
+            h @ W.T
+        for k, (W, h) in enumerate(zip(Ws, hs)):  # backward
+            g = torch.empty(BATCH, W.shape[0], device=X.device)
+            g.T @ h
+            if k:
+                g @ W
     if X.device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -90,11 +99,16 @@ def sklearn_epoch(X: np.ndarray) -> None:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        MLPRegressor((300, 150, 300), solver="adam", batch_size=BATCH, max_iter=1, random_state=0).fit(X, X)
+        MLPRegressor(hidden_layer_sizes=(300, 150, 300), solver="adam", batch_size=BATCH, max_iter=1, random_state=0).fit(X, X)
 
 
 def aekit_epoch(X: np.ndarray, device: str, tied: bool = False) -> None:
     aekit.Autoencoder((300, 150), tie_weights=tied, epochs=1, batch_size=BATCH, random_state=0, device=device).fit(X)
+
+
+def aekit_vae_epoch(X: np.ndarray, device: str) -> None:
+    aekit.VariationalAutoencoder((500, 500), latent_dim=20, epochs=1, batch_size=BATCH, random_state=0,
+                                 device=device).fit(X)
 
 
 def inference(X_np: np.ndarray, device: str, rounds: int) -> dict[str, float]:
@@ -117,34 +131,40 @@ def inference(X_np: np.ndarray, device: str, rounds: int) -> dict[str, float]:
     return {k: len(X_np) / statistics.median(v) for k, v in times.items()}
 
 
-def memory_probe(device: str) -> None:
-    """Run in a subprocess: peak RSS of loading MNIST and one aekit epoch, against what must be held."""
-    ds = aekit.load_dataset("mnist")
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    est = aekit.Autoencoder((300, 150), epochs=1, random_state=0, device=device).fit(ds.X_train)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def memory_probe(device: str, path: str) -> None:
+    """Run in a fresh process: peak RSS with torch, aekit and the data loaded (from .npy, so loading adds no
+    transient copies), then after one training epoch; against the data, model, gradients and Adam moments."""
+    X = np.load(path)
+    base = _peak_rss_mib()
+    est = aekit.Autoencoder((300, 150), epochs=1, random_state=0, device=device).fit(X)
     params = sum(p.numel() for p in est.model_.parameters())
-    print(f"{base:.0f} {peak:.0f} {ds.X_train.nbytes / 2**20:.0f} {params * 4 * 4 / 2**20:.1f}")
+    print(f"{base:.0f} {_peak_rss_mib():.0f} {X.nbytes / 2**20:.0f} {params * 4 * 4 / 2**20:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="aekit training speed, side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--memory-probe", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
-        return memory_probe(args.device)
+        return memory_probe(args.device, args.memory_probe)
     ds = aekit.load_dataset("mnist")
     X_np = ds.X_train
     X = torch.from_numpy(X_np).to(args.device)
     variants = {
-        "floor (GEMMs only)": lambda: floor_epoch(X),
+        "floor (GEMMs only)": lambda: floor_epoch(X, REFERENCE_GEMMS),
         "naive PyTorch loop": lambda: naive_epoch(X, fused=False),
         "naive + fused Adam": lambda: naive_epoch(X, fused=True),
         "sklearn MLPRegressor": lambda: sklearn_epoch(X_np),
         "aekit fit": lambda: aekit_epoch(X_np, args.device),
         "aekit fit, tied": lambda: aekit_epoch(X_np, args.device, tied=True),
+        "VAE floor (784-500-500-20 GEMMs)": lambda: floor_epoch(X, VAE_GEMMS),
+        "aekit VAE fit (784-500-500-20)": lambda: aekit_vae_epoch(X_np, args.device),
     }
     if args.device != "cpu":
         del variants["sklearn MLPRegressor"]
@@ -173,17 +193,22 @@ def main() -> None:
     print("| variant | s/epoch (median) | samples/s | x floor | speed-up vs naive |")
     print("| --- | --- | --- | --- | --- |")
     for name, m in med.items():
-        print(f"| {name} | {m:.2f} | {len(X_np) / m:,.0f} | {m / floor:.2f} | {naive / m:.2f} |")
+        own_floor = med["VAE floor (784-500-500-20 GEMMs)"] if "VAE" in name else floor
+        vs_naive = "" if "VAE" in name else f"{naive / m:.2f}"
+        print(f"| {name} | {m:.2f} | {len(X_np) / m:,.0f} | {m / own_floor:.2f} | {vs_naive} |")
     rates = inference(X_np, args.device, args.rounds)
     print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
     for name, rate in rates.items():
         print(f"| {name} | {rate:,.0f} |")
-    probe = subprocess.run([sys.executable, __file__, "--memory-probe", "--device", args.device],
-                           capture_output=True, text=True, check=True).stdout.split()
+    with tempfile.TemporaryDirectory() as tmp:
+        np.save(f"{tmp}/x.npy", X_np)
+        probe = subprocess.run([sys.executable, __file__, "--memory-probe", f"{tmp}/x.npy", "--device", args.device],
+                               capture_output=True, text=True, check=True).stdout.split()
     base, peak, data_mb, model_mb = map(float, probe)
-    print(f"\npeak RSS: {peak:.0f} MiB after one aekit epoch; {base:.0f} MiB before it (python + torch + MNIST "
-          f"loaded); training added {peak - base:.0f} MiB for data {data_mb:.0f} MiB + model/grads/Adam "
-          f"{model_mb:.1f} MiB")
+    print(f"\npeak RSS (fresh process): {base:.0f} MiB with python, torch, aekit and the {data_mb:.0f} MiB of MNIST "
+          f"loaded; {peak:.0f} MiB after one aekit epoch: training added {peak - base:.0f} MiB, against "
+          f"{model_mb:.1f} MiB of weights + gradients + Adam moments (the data tensor is shared with NumPy, not "
+          "copied)")
 
 
 if __name__ == "__main__":
