@@ -2,6 +2,8 @@
 
 from . import dense  # noqa: F401  (registers "dense")
 from . import hashing  # noqa: F401  (registers "hashing")
+from . import classifier  # noqa: F401  (registers "classifier")
+from . import variational  # noqa: F401  (registers "vae")
 from .base import AEOutput, AutoencoderModule, build_model
 from .dense import DenseAutoencoder
 

@@ -32,8 +32,9 @@ class HashingAutoencoder(DenseAutoencoder):
         n_bits: int = 30,
         activation: str = "elu",
         init: str = "he",
-        noise_std: float = 4.0,
+        noise_std: float = 2.0,
         output_activation: str = "sigmoid",
+        tie_weights: bool = False,
         seed: int | None = None,
     ) -> None:
         hidden_layers = [int(h) for h in hidden_layers]
@@ -42,10 +43,12 @@ class HashingAutoencoder(DenseAutoencoder):
         if not float(noise_std) >= 0:
             raise AekitError(f"noise_std must be >= 0, got {noise_std}")
         super().__init__(n_features, [*hidden_layers, int(n_bits)], activation=activation, init=init,
-                         output_activation=output_activation, coding_activation="sigmoid", seed=seed)
+                         tie_weights=tie_weights, output_activation=output_activation, coding_activation="sigmoid",
+                         seed=seed)
+        # rebuilds this model (DenseAutoencoder reads tie_weights from here)
         self.config = dict(n_features=int(n_features), hidden_layers=hidden_layers, n_bits=int(n_bits),
                            activation=activation, init=init, noise_std=float(noise_std),
-                           output_activation=output_activation)
+                           output_activation=output_activation, tie_weights=bool(tie_weights))
         self.noise_std = float(noise_std)
 
     @property

@@ -1,0 +1,246 @@
+"""``aekit hash train|index|query|evaluate``: semantic hashing from the command line.
+
+* ``train``: fit a :class:`~aekit.SemanticHasher` and write a run folder (as ``aekit train`` does);
+* ``index``: hash a split of the data and store the index in the run's checkpoint;
+* ``query``: look up rows of a split in the index, by Hamming radius or k nearest;
+* ``evaluate``: retrieval metrics (database = train split, queries = test split; labels say what is relevant),
+  next to random-projection LSH, PCA-ITQ and the supervised variant on the same number of bits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..cli import (UsageError, _add_common, _add_data_args, _data_spec, _emit, _int_list, _load_data, _load_run,
+                   _read_notes, _write_notes)
+
+# settings that define a hashing run; any difference with a run already in --out is refused
+_DEFINING = ("n_bits", "hidden_layers", "activation", "noise_std", "loss", "learning_rate", "batch_size",
+             "random_state")
+BASELINES = ("lsh", "itq", "supervised")
+
+
+def _labelled(spec: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+    """(X_db, y_db, X_query, y_query, image_shape): a named dataset's train/test splits; a user file with labels is
+    split 90/10 at random (seeded)."""
+    from ..data import load_dataset, load_file
+
+    if "dataset" in spec:
+        ds = load_dataset(spec["dataset"])
+        return ds.X_train, ds.y_train, ds.X_test, ds.y_test, ds.image_shape
+    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    if y is None:
+        raise UsageError(f"{spec['file']} has no labels; evaluation needs them (--label-column for tables, "
+                         "a 'y' array in .npz, one subfolder per class for image folders)")
+    perm = np.random.default_rng(seed).permutation(len(X))
+    n_query = max(1, len(X) // 10)
+    q, db = perm[:n_query], perm[n_query:]
+    return X[db], y[db], X[q], y[q], image_shape
+
+
+def _split(spec: dict[str, Any], split: str) -> np.ndarray:
+    X_train, X_test, _ = _load_data(spec)
+    return X_test if split == "test" else X_train
+
+
+# -- commands --------------------------------------------------------------------------------------------------
+def cmd_train(args: argparse.Namespace) -> None:
+    from ..estimators import SemanticHasher
+    from ..io import has_checkpoint
+
+    run = Path(args.out) if args.out else Path("runs") / f"hash-{args.dataset or (Path(args.data).stem if args.data else 'digits')}"
+    notes = _read_notes(run)
+    spec = _data_spec(args)
+    X_train, _, image_shape = _load_data(spec)
+    params = dict(n_bits=args.bits, hidden_layers=args.hidden, activation=args.activation, noise_std=args.noise_std,
+                  loss=args.loss, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                  random_state=args.seed, device=args.device or "auto")
+    if has_checkpoint(run) and not args.overwrite:
+        est = _load_run(str(run), args.device)
+        saved = est.get_params()
+        diff = [k for k in _DEFINING if _norm(saved.get(k)) != _norm(params[k])]
+        if type(est).__name__ != "SemanticHasher" or diff:
+            raise UsageError(f"{run} already holds a run with other settings ({', '.join(diff) or 'estimator'}); "
+                             "use another --out or --overwrite to replace it")
+        est.set_params(epochs=args.epochs, warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
+    else:
+        est = SemanticHasher(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
+    run.mkdir(parents=True, exist_ok=True)
+    wall, cpu = time.perf_counter(), time.process_time()
+    est.fit(X_train)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    est.save(run)
+    metrics = {"epochs": est.n_epochs_, "train_seconds": round(wall, 2), "train_cpu_seconds": round(cpu, 2),
+               "loss": est.history_[-1]["loss"] if est.history_ else None}
+    _write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
+    _emit(args, f"trained a {est.n_bits}-bit semantic hasher ({est.n_epochs_} epochs, {wall:.1f} s, "
+                f"{cpu:.1f} s CPU); run folder: {run}", {**metrics, "run": str(run)})
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from ..hashing import bucket_stats
+
+    est = _load_run(args.run, args.device)
+    notes = _read_notes(Path(args.run))
+    spec = _data_spec(args, notes)
+    X = _split(spec, args.split)
+    t0 = time.perf_counter()
+    est.index(X, append=args.append)
+    seconds = time.perf_counter() - t0
+    est.save(args.run)
+    stats = bucket_stats(est.index_.codes, est.n_bits)
+    _write_notes(Path(args.run), {**notes, "index": {"data": spec, "split": args.split, "size": len(est.index_)}})
+    _emit(args, f"indexed {len(est.index_)} items ({args.split} split) in {seconds:.2f} s: {stats['buckets']} "
+                f"buckets, largest {stats['largest']}, {stats['singleton_share']:.1%} alone",
+          {"size": len(est.index_), "seconds": seconds, **stats})
+
+
+def cmd_query(args: argparse.Namespace) -> None:
+    if (args.radius is None) == (args.k is None):
+        raise UsageError("give exactly one of --radius R or --k K")
+    est = _load_run(args.run, args.device)
+    if len(est.index_) == 0:
+        raise UsageError(f"{args.run} has no index yet: run `aekit hash index {args.run}` first")
+    spec = _data_spec(args, _read_notes(Path(args.run)))
+    X = _split(spec, args.split)
+    rows = list(args.rows) if args.rows else list(range(min(5, len(X))))
+    if max(rows) >= len(X):
+        raise UsageError(f"--rows asks for row {max(rows)}, but the {args.split} split has {len(X)} rows")
+    ids, dists = est.query(X[rows], radius=args.radius, k=args.k)
+    lines, results = [], []
+    for row, i, d in zip(rows, ids, dists):
+        shown = ", ".join(f"{a}:{b}" for a, b in zip(i[:10].tolist(), d[:10].tolist()))
+        lines.append(f"row {row}: {len(i)} items ({'within radius ' + str(args.radius) if args.k is None else 'nearest'})"
+                     f"  id:distance {shown}{' ...' if len(i) > 10 else ''}")
+        results.append({"row": row, "ids": i.tolist(), "distances": d.tolist()})
+    _emit(args, "\n".join(lines), {"queries": results})
+
+
+def _baseline(name: str, n_bits: int, seed: int, supervised_epochs: int):
+    from ..hashing import LSHHasher, PCAITQHasher, SupervisedHasher
+
+    if name == "lsh":
+        return "LSH (random projections)", LSHHasher(n_bits, random_state=seed)
+    if name == "itq":
+        return "PCA-ITQ", PCAITQHasher(n_bits, random_state=seed)
+    return "supervised (classifier code layer)", SupervisedHasher(n_bits, epochs=supervised_epochs, random_state=seed)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from ..hashing import evaluate_codes, format_table
+
+    unknown = set(args.baselines) - set(BASELINES)
+    if unknown:
+        raise UsageError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
+    est = _load_run(args.run, args.device)
+    notes = _read_notes(Path(args.run))
+    spec = _data_spec(args, notes)
+    X_db, y_db, X_q, y_q, image_shape = _labelled(spec, args.seed)
+    radii, k, n_bits = tuple(args.radii), args.k, est.n_bits
+    results: dict[str, dict[str, Any]] = {}
+    codes_db = est.hash(X_db)
+    results["semantic hashing (autoencoder)"] = {
+        **evaluate_codes(codes_db, y_db, est.hash(X_q), y_q, n_bits, radii, k),
+        "train_cpu_seconds": notes.get("metrics", {}).get("train_cpu_seconds")}
+    for name in args.baselines:
+        label, hasher = _baseline(name, n_bits, args.seed, args.supervised_epochs)
+        cpu = time.process_time()
+        hasher.fit(X_db, y_db)
+        cpu = time.process_time() - cpu
+        results[label] = {**evaluate_codes(hasher.hash(X_db), y_db, hasher.hash(X_q), y_q, n_bits, radii, k),
+                          "train_cpu_seconds": round(cpu, 2)}
+    table = format_table(results, radii, k)
+    if args.figure:
+        from ..hashing import plot_buckets
+
+        fig = plot_buckets(X_db, codes_db, image_shape, labels=y_db, n_bits=n_bits, random_state=args.seed)
+        fig.savefig(args.figure, dpi=110)
+        table += f"\nfigure: {args.figure}"
+    _write_notes(Path(args.run), {**notes, "hash_metrics": {"data": spec, "results": results}})
+    _emit(args, f"{n_bits} bits, database {len(X_db)} items, {len(X_q)} queries\n{table}",
+          {"n_bits": n_bits, "n_db": len(X_db), "n_queries": len(X_q), "results": results})
+
+
+# -- parser ----------------------------------------------------------------------------------------------------
+def _non_negative_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0 like 0,1,2, got {text!r}")
+    return values
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none")
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add ``hash train|index|query|evaluate`` to the ``aekit`` command line."""
+    top = subparsers.add_parser("hash", help="semantic hashing: train, index, query, evaluate")
+    sub = top.add_subparsers(dest="hash_command", required=True)
+
+    p = sub.add_parser("train", help="train a semantic hasher and write a run folder")
+    _add_data_args(p)
+    p.add_argument("--bits", type=int, default=30, help="bits per hash (coding layer size)")
+    p.add_argument("--hidden", type=_int_list, default=(500, 250), help="hidden layers below the code, e.g. 500,250")
+    p.add_argument("--activation", default="elu", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
+    p.add_argument("--noise-std", type=float, default=2.0, help="std of the Gaussian noise before the code's sigmoid")
+    p.add_argument("--loss", default="bce", choices=["bce", "mse"])
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=150)
+    p.add_argument("--epochs", type=int, default=15, help="total epochs (a run in --out is continued to this)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run folder (default runs/hash-<dataset>)")
+    p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("index", help="hash a split of the data and store the index in the run folder")
+    p.add_argument("run")
+    _add_data_args(p)
+    p.add_argument("--split", choices=["train", "test"], default="train")
+    p.add_argument("--append", action="store_true", help="add to the index instead of replacing it")
+    _add_common(p)
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("query", help="look up rows of a split in the run's index")
+    p.add_argument("run")
+    _add_data_args(p)
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--rows", type=_non_negative_ints, help="row numbers to query, e.g. 0,5,9 (default: the first 5)")
+    p.add_argument("--radius", type=_non_negative, help="every item within this Hamming distance")
+    p.add_argument("--k", type=int, help="the k nearest items")
+    _add_common(p)
+    p.set_defaults(func=cmd_query)
+
+    p = sub.add_parser("evaluate", help="retrieval metrics (train split indexed, test split queried) vs baselines")
+    p.add_argument("run")
+    _add_data_args(p)
+    p.add_argument("--baselines", type=_names, default=BASELINES, help="comma list of lsh,itq,supervised or none")
+    p.add_argument("--radii", type=_non_negative_ints, default=(0, 1, 2))
+    p.add_argument("--k", type=int, default=100, help="mAP@k")
+    p.add_argument("--supervised-epochs", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0, help="seeds the baselines (and the split of a user file)")
+    p.add_argument("--figure", help="also write a PNG of same-hash buckets (train split) here")
+    _add_common(p)
+    p.set_defaults(func=cmd_evaluate)
+
