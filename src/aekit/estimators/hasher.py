@@ -190,6 +190,11 @@ class SemanticHasher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEst
         check_is_fitted(self, "model_")
         return self._map(self.model_.encode, self._validate(X, reset=False))
 
+    def predict(self, X: Any) -> np.ndarray:
+        """Reconstructions of ``X`` (no noise: the codings are the clean sigmoid outputs)."""
+        check_is_fitted(self, "model_")
+        return self._map(self.model_.reconstruct, self._validate(X, reset=False))
+
     def bits(self, X: Any) -> np.ndarray:
         """The hashes of ``X`` unpacked: (n_samples, n_bits) bool, the codings rounded."""
         check_is_fitted(self, "model_")

@@ -235,6 +235,16 @@ def _samples(est: Any, image_shape: Any, value_range: tuple[float, float]) -> Se
     return Section("samples", "Generated samples", figure_html(fig, "40 samples drawn from the model."))
 
 
+def _buckets(est: Any, X: np.ndarray, image_shape: Any) -> Section | None:
+    if not callable(getattr(est, "hash", None)):
+        return None
+    from ..hashing import plot_buckets
+
+    fig = plot_buckets(X, est.hash(X), image_shape, n_buckets=8, per_bucket=8, n_bits=getattr(est, "n_bits", None))
+    return Section("buckets", "Same-hash buckets", figure_html(
+        fig, f"Eight buckets of training images that share a hash (among {len(X):,}), up to eight images each."))
+
+
 # -- the report ------------------------------------------------------------------------------------------------
 def build_report(
     est: Any,
@@ -291,6 +301,7 @@ def build_report(
         lambda: _maximization(est, units, shape, value_range, float(X_train.mean()), X_train.shape[1]),
         lambda: _latent(est, X_test, y_test),
         lambda: _samples(est, shape, value_range),
+        lambda: _buckets(est, candidates, shape),
     ]
     sections = [s for s in (build() for build in builders) if s is not None]
     title = title or f"aekit report: {type(est).__name__} on {data_name}"
