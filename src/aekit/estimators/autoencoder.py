@@ -291,11 +291,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     def _check_X(self, X: np.ndarray) -> None:
         parse_noise(self.noise)  # malformed specs fail before any training
         self._penalties()
-        if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
-            raise DataError(
-                f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
-                "scale it (e.g. MinMaxScaler) or use loss='mse'"
-            )
+        super()._check_X(X)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> Autoencoder:

@@ -56,7 +56,12 @@ class TorchEstimator(BaseEstimator):
         raise NotImplementedError
 
     def _check_X(self, X: np.ndarray) -> None:
-        """Extra checks on validated training data (e.g. BCE needs [0, 1])."""
+        """Checks on validated training data that depend on the settings: BCE needs X in [0, 1]."""
+        if getattr(self, "loss", None) == "bce" and (X.min() < 0 or X.max() > 1):
+            raise DataError(
+                f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
+                "scale it (e.g. MinMaxScaler) or use loss='mse'"
+            )
 
     # -- data ----------------------------------------------------------------------------------------------
     def _validate(self, X: Any, reset: bool) -> np.ndarray:

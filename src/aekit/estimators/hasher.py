@@ -162,13 +162,6 @@ class SemanticHasher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEst
                                    self.learning_rate, self.l2)
         return ReconstructionStep(model, Objective(self.loss), optimizer)
 
-    def _check_X(self, X: np.ndarray) -> None:
-        if self.loss == "bce" and (X.min() < 0 or X.max() > 1):
-            raise DataError(
-                f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
-                "scale it (e.g. MinMaxScaler) or use loss='mse'"
-            )
-
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> SemanticHasher:
         """Train the hashing autoencoder on ``X`` (n_samples, n_features); ``y`` is ignored.
