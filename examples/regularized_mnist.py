@@ -8,7 +8,6 @@ from __future__ import annotations
 import sys
 import time
 
-import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler

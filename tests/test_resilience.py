@@ -7,11 +7,9 @@ import socket
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 import aekit
 from aekit.errors import TrainingError
