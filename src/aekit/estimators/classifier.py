@@ -44,6 +44,12 @@ def _labelled_rows(y: np.ndarray, unlabelled: Any) -> np.ndarray:
     return np.ones(len(y), dtype=bool)  # e.g. string labels with the marker -1
 
 
+def _described(est: Any, **more: Any) -> dict[str, Any]:
+    """An autoencoder estimator's class and parameters, as JSON (where the classifier's encoder came from)."""
+    params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
+    return {"estimator": type(est).__name__, "params": params, **more}
+
+
 class LabelsInLastColumn:
     """Adapts a step that takes ``(inputs, class indices)`` to rows ``[inputs..., class index]``: how targets reach
     the loop through :meth:`TorchEstimator._fit_model`, which passes it no targets."""
@@ -72,7 +78,9 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         Where the encoder comes from: a fitted autoencoder (its weights are copied, never changed); an unfitted
         one (a copy is fitted on all rows of ``X``, labelled or not); a checkpoint folder written by
         :meth:`aekit.Autoencoder.save` or ``aekit train``; or None: an ``aekit.Autoencoder(**autoencoder_params)``
-        is fitted on all rows of ``X``.
+        is fitted on all rows of ``X``. An autoencoder that is already fitted never sees the unlabelled rows.
+        scikit-learn's ``clone`` (``GridSearchCV``, ``cross_val_score``) unfits an estimator parameter, so each
+        clone would pretrain its own copy: pass a checkpoint folder to reuse one autoencoder everywhere.
     autoencoder_params : dict or None, default=None
         Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g.
         ``{"hidden_layers": (300, 150), "noise": "mask:0.3", "epochs": 10}`` (a denoising one). Its
@@ -213,12 +221,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         elif self.autoencoder_params:
             raise ConfigError("autoencoder_params applies only with autoencoder=None; set the parameters on the "
                               "autoencoder you pass instead")
-        def described(est: Any, **more: Any) -> dict[str, Any]:
-            params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
-            return {"estimator": type(est).__name__, "params": params, **more}
-
         if hasattr(ae, "model_"):  # fitted: used as it is
-            self.encoder_source_ = described(ae, fitted_by="caller")
+            self.encoder_source_ = _described(ae, fitted_by="caller")
             return ae.model_
         ae = clone(ae)
         params = ae.get_params()
@@ -227,10 +231,10 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
                      "verbose": self.verbose if "verbose" in params and not params["verbose"] else None}
         ae.set_params(**{k: v for k, v in overrides.items() if v is not None})
         if not self.pretrain:  # the architecture only: the baseline never sees the autoencoder's training
-            self.encoder_source_ = described(ae, fitted_by=None)
+            self.encoder_source_ = _described(ae, fitted_by=None)
             return ae._build_model(X.shape[1], self.seed_)
         self.autoencoder_ = ae.fit(X)
-        self.encoder_source_ = described(ae, fitted_by="PretrainedClassifier.fit", n_samples=len(X))
+        self.encoder_source_ = _described(ae, fitted_by="PretrainedClassifier.fit", n_samples=len(X))
         return ae.model_
 
     def _build(self, X: np.ndarray) -> EncoderClassifier:

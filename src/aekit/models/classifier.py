@@ -63,7 +63,7 @@ class EncoderClassifier(nn.Module):
                            init=init, dropout=float(dropout))
         self.act = get_activation(activation)
         self.coding_act = get_activation(coding_activation or activation)
-        self.dropout = nn.Dropout(float(dropout)) if dropout else nn.Identity()  # on every hidden layer's output
+        self.dropout = nn.Dropout(float(dropout)) if dropout else nn.Identity()
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.encoder = linear_layers([int(n_features), *encoder_layers], init, generator)
         self.head = linear_layers([encoder_layers[-1], *hidden_layers, int(n_classes)], init, generator)
@@ -83,7 +83,11 @@ class EncoderClassifier(nn.Module):
         return x
 
     def forward_from(self, h: torch.Tensor, k: int) -> torch.Tensor:
-        """Logits ``(batch, n_classes)`` from the output ``h`` of encoder layer ``k - 1`` (``k = 0``: inputs)."""
+        """Logits ``(batch, n_classes)`` from the output ``h`` of encoder layer ``k - 1`` (``k = 0``: inputs).
+
+        Dropout (training only) acts on every hidden layer's output, ``h`` included when ``k > 0``."""
+        if k > 0:
+            h = self.dropout(h)
         for i in range(k, len(self.encoder)):
             h = self.dropout(self.encoder_layer(h, i))
         for layer in self.head[:-1]:
