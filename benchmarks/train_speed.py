@@ -149,6 +149,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="aekit training speed, side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--skip", default="", help="comma-separated words: variants whose name contains one are skipped")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
@@ -175,6 +176,8 @@ def main() -> None:
         variants["Keras 3 (torch backend)"] = lambda: keras_epoch(X_np)
     except ImportError:
         print("keras not installed: its row is skipped (pip install keras)")
+    for word in filter(None, args.skip.split(",")):
+        variants = {k: v for k, v in variants.items() if word.lower() not in k.lower()}
     aekit_epoch(X_np[:3000], args.device)  # warm-up (allocator, kernels, imports)
     times: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(args.rounds):

@@ -37,8 +37,10 @@ class Callback(Protocol):
 
 def _sum_terms(totals: dict[str, torch.Tensor], terms: dict[str, torch.Tensor], weight: int) -> None:
     for key, value in terms.items():
-        value = value.detach().double() * weight
-        totals[key] = totals[key] + value if key in totals else value
+        if key in totals:
+            totals[key].add_(value.detach(), alpha=weight)  # in place, in float64: no new tensor per batch
+        else:
+            totals[key] = value.detach().double() * weight
 
 
 @torch.no_grad()

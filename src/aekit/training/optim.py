@@ -32,7 +32,10 @@ def make_optimizer(
     reg_ids = {id(p) for p in regularized}
     decay = [p for p in params if id(p) in reg_ids]
     rest = [p for p in params if id(p) not in reg_ids]
-    groups = [g for g in ({"params": decay, "weight_decay": l2}, {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    if l2:
+        groups = [g for g in ({"params": decay, "weight_decay": l2}, {"params": rest, "weight_decay": 0.0}) if g["params"]]
+    else:  # one group: one fused kernel call per step instead of two
+        groups = [{"params": params, "weight_decay": 0.0}]
     kwargs: dict = {"lr": learning_rate}
     if name == "sgd":
         kwargs["momentum"] = momentum
