@@ -94,9 +94,11 @@ class TorchEstimator(BaseEstimator):
         self._fit_model(X)
         return self
 
-    def _split(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _split(self, X: np.ndarray, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None,
+                                                                       np.ndarray | None, np.ndarray | None]:
+        """(X_train, Y_train, X_val, Y_val): a seeded validation split when early stopping, else no split."""
         if not self.early_stopping:
-            return X, None
+            return X, Y, None, None
         n_val = int(round(self.validation_fraction * len(X)))
         if n_val < 1 or n_val >= len(X):
             raise DataError(
@@ -104,7 +106,8 @@ class TorchEstimator(BaseEstimator):
                 f"{len(X)} samples leaves {n_val} for validation; use more data or a larger fraction"
             )
         perm = np.random.RandomState(self.seed_).permutation(len(X))
-        return X[perm[n_val:]], X[perm[:n_val]]
+        train, val = perm[n_val:], perm[:n_val]
+        return X[train], None if Y is None else Y[train], X[val], None if Y is None else Y[val]
 
     def _pretrain(self, X: torch.Tensor, generator: torch.Generator) -> None:
         """Hook run once before end-to-end training of a new model (e.g. greedy layer-wise pretraining)."""
@@ -112,10 +115,13 @@ class TorchEstimator(BaseEstimator):
     def _end_to_end_epochs(self) -> int:
         return self.epochs
 
-    def _fit_model(self, X: np.ndarray) -> None:
-        X_train, X_val = self._split(X)
+    def _fit_model(self, X: np.ndarray, Y: np.ndarray | None = None) -> None:
+        """Train on rows ``X`` with targets ``Y`` (None: the rows themselves, as autoencoders do)."""
+        X_train, Y_train, X_val, Y_val = self._split(X, Y)
         X_t = self._to_tensor(X_train)
         X_v = None if X_val is None else self._to_tensor(X_val)
+        Y_t, Y_v = (None if y is None else torch.from_numpy(np.ascontiguousarray(y)).to(self.device_)
+                    for y in (Y_train, Y_val))
         model = self.model_
         generator = torch.Generator().manual_seed(self.seed_)
         devices = [self.device_] if self.device_.type == "cuda" else []
@@ -153,8 +159,8 @@ class TorchEstimator(BaseEstimator):
                 on_checkpoint(Position(record["epoch"], 0, generator.get_state()))
 
             callbacks.insert(0, EpochCallback(on_epoch))
-            train(step, X_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
-                  X_val=X_v, history=self.history_, start=start, callbacks=callbacks,
+            train(step, X_t, Y_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
+                  X_val=X_v, Y_val=Y_v, history=self.history_, start=start, callbacks=callbacks,
                   checkpoint_every=getattr(self, "checkpoint_every", 0), on_checkpoint=on_checkpoint,
                   stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
                   record_extra=self._record_extra())

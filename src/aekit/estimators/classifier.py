@@ -30,6 +30,7 @@ from ..models.classifier import EncoderClassifier, ModelSuffix, encoder_spec
 from ..registry import register_estimator
 from ..training import make_optimizer
 from ..training.classification import ClassificationStep
+from ..training.distributed import distributed
 from ..training.loop import History
 from ..training.optim import OPTIMIZERS
 from .autoencoder import Autoencoder
@@ -48,20 +49,6 @@ def _described(est: Any, **more: Any) -> dict[str, Any]:
     """An autoencoder estimator's class and parameters, as JSON (where the classifier's encoder came from)."""
     params = {k: _jsonable(v) for k, v in est.get_params(deep=False).items()}
     return {"estimator": type(est).__name__, "params": params, **more}
-
-
-class LabelsInLastColumn:
-    """Adapts a step that takes ``(inputs, class indices)`` to rows ``[inputs..., class index]``: how targets reach
-    the loop through :meth:`TorchEstimator._fit_model`, which passes it no targets."""
-
-    def __init__(self, step: ClassificationStep) -> None:
-        self.step, self.model, self.optimizer = step, step.model, step.optimizer
-
-    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.step.train_batch(inputs[:, :-1], inputs[:, -1].long())
-
-    def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.step.eval_batch(inputs[:, :-1], inputs[:, -1].long())
 
 
 @register_estimator("PretrainedClassifier")
@@ -301,15 +288,13 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         model.freeze(k)
         # the frozen block's outputs, computed once for the training set (k = 0: the inputs themselves)
         features = self._map(lambda xb: model.encode_prefix(xb, k), X) if k else X
-        # the base estimator's ``_fit_model`` (seeding, resume, early stopping, checkpoints) hands the loop rows
-        # only, so each row carries its class index in a last column (exact in float32 below 2**24)
-        self._fit_model(np.hstack([features, y[:, None].astype(np.float32)]))
+        self._fit_model(features, np.asarray(y, dtype=np.int64))  # targets: class indices
 
-    def _make_step(self, model: EncoderClassifier) -> LabelsInLastColumn:
+    def _make_step(self, model: EncoderClassifier) -> ClassificationStep:
         trainee = ModelSuffix(model, self.n_frozen_)  # the layers above the frozen block
-        optimizer = make_optimizer(self.optimizer, trainee.parameters(), trainee.regularized_weights(),
-                                   self.learning_rate, self.l2)
-        return LabelsInLastColumn(ClassificationStep(trainee, optimizer))
+        params = list(trainee.parameters())
+        optimizer = make_optimizer(self.optimizer, params, trainee.regularized_weights(), self.learning_rate, self.l2)
+        return ClassificationStep(distributed(trainee, params), optimizer)
 
     # -- using the result ----------------------------------------------------------------------------------
     def _logits(self, X: Any) -> np.ndarray:

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .steps import NonFiniteLoss
+from .steps import apply_update
 
 
 class ClassificationStep:
@@ -24,14 +24,7 @@ class ClassificationStep:
         return {"loss": loss, "accuracy": accuracy}
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms = self._terms(self.model(inputs), targets)
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss is {loss.item()}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return apply_update(self.optimizer, self._terms(self.model(inputs), targets))
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:

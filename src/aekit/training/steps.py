@@ -16,6 +16,18 @@ class NonFiniteLoss(FloatingPointError):
     """Raised by a step before it applies an update computed from a NaN/inf loss."""
 
 
+def apply_update(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """One optimizer update from ``terms["loss"]``, refused (:class:`NonFiniteLoss`) before it is applied if the
+    loss is NaN/inf; returns the terms detached."""
+    loss = terms["loss"]
+    if not torch.isfinite(loss):
+        raise NonFiniteLoss(f"loss is {loss.item()}")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {k: v.detach() for k, v in terms.items()}
+
+
 class ReconstructionStep:
     """Forward (optionally on a corrupted copy of the inputs), objective, backward, optimizer step."""
 
@@ -30,14 +42,7 @@ class ReconstructionStep:
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = self.corrupt(inputs) if self.corrupt is not None else inputs
-        terms = self.objective(self.model(seen), targets, seen, unwrap(self.model))
-        loss = terms["loss"]
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"loss is {loss.item()}")
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return {k: v.detach() for k, v in terms.items()}
+        return apply_update(self.optimizer, self.objective(self.model(seen), targets, seen, unwrap(self.model)))
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
