@@ -22,6 +22,7 @@ from ..models.base import AutoencoderModule, build_model
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
+from ..training.distributed import distributed
 from ..training.optim import OPTIMIZERS
 from .base import TorchEstimator
 
@@ -160,7 +161,7 @@ class SemanticHasher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEst
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
         optimizer = make_optimizer(self.optimizer, model.parameters(), model.regularized_weights(),
                                    self.learning_rate, self.l2)
-        return ReconstructionStep(model, Objective(self.loss), optimizer)
+        return ReconstructionStep(distributed(model), Objective(self.loss), optimizer)
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> SemanticHasher:
