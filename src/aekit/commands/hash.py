@@ -52,7 +52,9 @@ def _split(spec: dict[str, Any], split: str) -> np.ndarray:
 def cmd_train(args: argparse.Namespace) -> None:
     from ..estimators import SemanticHasher
     from ..io import has_checkpoint
+    from ..training.distributed import init_from_env, is_main_process
 
+    args.device = init_from_env(args.device)  # under torchrun: join the group; rank 0 alone writes and prints
     run = Path(args.out) if args.out else Path("runs") / f"hash-{args.dataset or (Path(args.data).stem if args.data else 'digits')}"
     notes = _read_notes(run)
     spec = _data_spec(args)
@@ -70,10 +72,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         est.set_params(epochs=args.epochs, warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
     else:
         est = SemanticHasher(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
-    run.mkdir(parents=True, exist_ok=True)
+    if is_main_process():
+        run.mkdir(parents=True, exist_ok=True)
     wall, cpu = time.perf_counter(), time.process_time()
     est.fit(X_train)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if not is_main_process():
+        return
     est.save(run)
     metrics = {"epochs": est.n_epochs_, "train_seconds": round(wall, 2), "train_cpu_seconds": round(cpu, 2),
                "loss": est.history_[-1]["loss"] if est.history_ else None}
