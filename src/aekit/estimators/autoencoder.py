@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from numbers import Integral, Real
 from typing import Any
 
@@ -23,8 +22,7 @@ from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
 from ..training.distributed import distributed, is_main_process
 from ..training.greedy import Phase, greedy_pretrain
-from ..training.optim import OPTIMIZERS
-from .base import TorchEstimator
+from .base import TRAINING_PARAMETERS, TorchEstimator
 
 
 @register_estimator("Autoencoder")
@@ -109,6 +107,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     """
 
     _parameter_constraints: dict = {
+        **TRAINING_PARAMETERS,
         "hidden_layers": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "coding_activation": [StrOptions(set(ACTIVATIONS)), None],
@@ -120,19 +119,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "tie_weights": ["boolean"],
         "output_activation": [StrOptions({"auto", "linear", "sigmoid"})],
         "loss": [StrOptions({"mse", "bce"})],
-        "l2": [Interval(Real, 0, None, closed="left")],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str, None],
-        "checkpoint_dir": [str, os.PathLike, None],
         "checkpoint_every": [Interval(Integral, 0, None, closed="left")],
-        "warm_start": ["boolean"],
         "pretrain": [StrOptions({"greedy"}), None],
         "greedy_strategy": [StrOptions({"phases", "separate"})],
         "phase_epochs": [Interval(Integral, 0, None, closed="left"), "array-like", None],
@@ -141,7 +128,6 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "cache_codings": ["boolean"],
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "image_shape": ["array-like", None],
-        "verbose": ["verbose"],
     }
 
     def __init__(

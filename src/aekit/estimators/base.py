@@ -4,6 +4,7 @@ checkpoints each epoch, resume (``warm_start``), save/load. Subclasses say which
 from __future__ import annotations
 
 import os
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .. import __version__
@@ -23,6 +25,7 @@ from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, map_batches, train
 from ..training.distributed import is_main_process
 from ..training.loop import History, Position
+from ..training.optim import OPTIMIZERS
 from ..training.signals import stop_on_signals
 
 
@@ -36,6 +39,25 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return None  # e.g. a RandomState instance: not reproducible from JSON, stored as None
+
+
+# Parameters every estimator trained by the one loop has, validated the same way (each estimator's own table
+# adds its model's parameters to these).
+TRAINING_PARAMETERS: dict[str, list] = {
+    "optimizer": [StrOptions(set(OPTIMIZERS))],
+    "learning_rate": [Interval(Real, 0, None, closed="neither")],
+    "l2": [Interval(Real, 0, None, closed="left")],
+    "batch_size": [Interval(Integral, 1, None, closed="left")],
+    "epochs": [Interval(Integral, 0, None, closed="left")],
+    "early_stopping": ["boolean"],
+    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+    "patience": [Interval(Integral, 1, None, closed="left")],
+    "random_state": ["random_state"],
+    "device": [str, None],
+    "checkpoint_dir": [str, os.PathLike, None],
+    "warm_start": ["boolean"],
+    "verbose": ["verbose"],
+}
 
 
 class TorchEstimator(BaseEstimator):

@@ -32,9 +32,8 @@ from ..training import make_optimizer
 from ..training.classification import ClassificationStep
 from ..training.distributed import distributed
 from ..training.loop import History
-from ..training.optim import OPTIMIZERS
 from .autoencoder import Autoencoder
-from .base import TorchEstimator, _jsonable, load
+from .base import TRAINING_PARAMETERS, TorchEstimator, _jsonable, load
 
 def _labelled_rows(y: np.ndarray, unlabelled: Any) -> np.ndarray:
     """Boolean mask of the rows whose label is not the marker ``unlabelled`` (None: every row is labelled)."""
@@ -126,26 +125,14 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
     model_name = "classifier"
 
     _parameter_constraints: dict = {
+        **TRAINING_PARAMETERS,
         "autoencoder": [None, str, os.PathLike, HasMethods(["fit", "transform"])],
         "autoencoder_params": [dict, None],
         "pretrain": ["boolean"],
         "freeze": [StrOptions({"none", "all"}), Interval(Integral, 0, None, closed="left")],
         "hidden_layers": ["array-like"],
         "dropout": [Interval(Real, 0, 1, closed="left")],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "l2": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str, None],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "warm_start": ["boolean"],
         "unlabelled": [Integral, str, None],
-        "verbose": ["verbose"],
     }
 
     def __init__(

@@ -23,8 +23,7 @@ from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
 from ..training.distributed import distributed
-from ..training.optim import OPTIMIZERS
-from .base import TorchEstimator
+from .base import TRAINING_PARAMETERS, TorchEstimator
 
 # the index travels in the checkpoint's training_state.safetensors under these keys (see ``save``)
 _INDEX_CODES, _INDEX_IDS = "index.codes", "index.ids"
@@ -84,26 +83,14 @@ class SemanticHasher(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEst
     model_name = "hashing"
 
     _parameter_constraints: dict = {
+        **TRAINING_PARAMETERS,
         "n_bits": [Interval(Integral, 1, None, closed="left")],
         "hidden_layers": ["array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "init": [StrOptions(set(INITS))],
         "noise_std": [Interval(Real, 0, None, closed="left")],
         "loss": [StrOptions({"mse", "bce"})],
-        "l2": [Interval(Real, 0, None, closed="left")],
-        "optimizer": [StrOptions(set(OPTIMIZERS))],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "epochs": [Interval(Integral, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "patience": [Interval(Integral, 1, None, closed="left")],
-        "random_state": ["random_state"],
-        "device": [str, None],
-        "checkpoint_dir": [str, os.PathLike, None],
-        "warm_start": ["boolean"],
         "image_shape": ["array-like", None],
-        "verbose": ["verbose"],
     }
 
     def __init__(
