@@ -6,6 +6,7 @@ import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
+from conftest import FLOAT32_ROW_BLOCKING
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
 from aekit.experiments import epochs_for_steps, labelled_subset
@@ -21,8 +22,9 @@ def small(**kwargs):
 
 def _expected_failures(est):
     if est.unlabelled == -1:  # sklearn special-cases its own semi-supervised estimators by name in this check
-        return {"check_classifiers_classes": "-1 marks unlabelled rows (scikit-learn's semi-supervised convention)"}
-    return {}
+        return {**FLOAT32_ROW_BLOCKING,
+                "check_classifiers_classes": "-1 marks unlabelled rows (scikit-learn's semi-supervised convention)"}
+    return FLOAT32_ROW_BLOCKING
 
 
 @parametrize_with_checks([small(unlabelled=None), small(freeze="all", hidden_layers=(6,))],

@@ -4,10 +4,12 @@ import torch
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
+from conftest import FLOAT32_ROW_BLOCKING
 from aekit.models.variational import gaussian_kl
 
 
-@parametrize_with_checks([aekit.VariationalAutoencoder((8,), latent_dim=2, loss="mse", epochs=2, random_state=0)])
+@parametrize_with_checks([aekit.VariationalAutoencoder((8,), latent_dim=2, loss="mse", epochs=2, random_state=0)],
+                         expected_failed_checks=lambda est: FLOAT32_ROW_BLOCKING)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
