@@ -135,8 +135,9 @@ def train(
     y_buf = None if Y is None else torch.empty((local_batch, *Y.shape[1:]), dtype=Y.dtype, device=Y.device)
     n_batches = -(-(n // n_ranks) // local_batch)
     first_loss: float | None = None
-    bar = tqdm(total=(epochs - position.epoch) * n_batches - position.step, desc=description,
-               disable=not progress or rank != 0, mininterval=0.5, unit="batch")
+    total = (epochs - position.epoch) * n_batches - position.step
+    bar = tqdm(total=total, desc=description, disable=not progress or rank != 0 or total <= 0, mininterval=0.5,
+               unit="batch")
     try:
         for epoch in range(position.epoch, epochs):
             t0 = time.perf_counter()
