@@ -33,14 +33,24 @@ class UsageError(AekitError):
     pass
 
 
-def _int_list(text: str) -> tuple[int, ...]:
+def _ints(text: str, minimum: int, example: str) -> tuple[int, ...]:
     try:
-        sizes = tuple(int(s) for s in text.split(",") if s.strip())
+        values = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 300,150, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive sizes like 300,150, got {text!r}")
-    return sizes
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like {example}, got {text!r}") from None
+    if not values or min(values) < minimum:
+        raise argparse.ArgumentTypeError(f"expected integers >= {minimum} like {example}, got {text!r}")
+    return values
+
+
+def _int_list(text: str) -> tuple[int, ...]:
+    """Positive sizes, e.g. ``300,150``."""
+    return _ints(text, 1, "300,150")
+
+
+def _non_negative_ints(text: str) -> tuple[int, ...]:
+    """Integers >= 0, e.g. radii or row numbers ``0,1,2``."""
+    return _ints(text, 0, "0,1,2")
 
 
 def _float_list(text: str) -> tuple[float, ...]:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..cli import (UsageError, _add_common, _add_data_args, _data_spec, _emit, _int_list, _load_data, _load_run,
-                   _read_notes, _write_notes)
+                   _non_negative_ints, _norm, _read_notes, _write_notes)
 
 # settings that define a hashing run; any difference with a run already in --out is refused
 _DEFINING = ("n_bits", "hidden_layers", "activation", "noise_std", "loss", "learning_rate", "batch_size",
@@ -85,10 +85,6 @@ def cmd_train(args: argparse.Namespace) -> None:
     _write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
     _emit(args, f"trained a {est.n_bits}-bit semantic hasher ({est.n_epochs_} epochs, {wall:.1f} s, "
                 f"{cpu:.1f} s CPU); run folder: {run}", {**metrics, "run": str(run)})
-
-
-def _norm(value: Any) -> Any:
-    return list(value) if isinstance(value, (tuple, list)) else value
 
 
 def cmd_index(args: argparse.Namespace) -> None:
@@ -176,16 +172,6 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
 
 # -- parser ----------------------------------------------------------------------------------------------------
-def _non_negative_ints(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(s) for s in text.split(",") if s.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 0,1,2, got {text!r}") from None
-    if not values or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected integers >= 0 like 0,1,2, got {text!r}")
-    return values
-
-
 def _names(text: str) -> tuple[str, ...]:
     return tuple(s.strip() for s in text.split(",") if s.strip() and s.strip() != "none")
 
