@@ -355,6 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.epochs = 10 if args.epochs is None else args.epochs
     try:
         args.func(args)
+        if torch_distributed_initialized():  # ranks leave together: rank 0 may still be writing files
+            import torch.distributed
+
+            torch.distributed.barrier()
     except TrainingInterrupted as exc:
         run = getattr(exc, "run", None)
         print(f"aekit {args.command}: stopped by signal {exc.signum} at epoch {exc.position.epoch + 1}, batch "
