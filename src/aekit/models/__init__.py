@@ -4,7 +4,9 @@ from . import dense  # noqa: F401  (registers "dense")
 from . import hashing  # noqa: F401  (registers "hashing")
 from . import classifier  # noqa: F401  (registers "classifier")
 from . import variational  # noqa: F401  (registers "vae")
+from . import conv  # noqa: F401  (registers "conv")
 from .base import AEOutput, AutoencoderModule, build_model
+from .conv import ConvAutoencoder
 from .dense import DenseAutoencoder
 
-__all__ = ["AEOutput", "AutoencoderModule", "DenseAutoencoder", "build_model"]
+__all__ = ["AEOutput", "AutoencoderModule", "ConvAutoencoder", "DenseAutoencoder", "build_model"]
