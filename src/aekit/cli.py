@@ -53,6 +53,11 @@ def _non_negative_ints(text: str) -> tuple[int, ...]:
     return _ints(text, 0, "0,1,2")
 
 
+def _one_or_all(values: tuple[int, ...]) -> int | tuple[int, ...]:
+    """One value for every layer as a plain int (the estimator's default form), else the tuple."""
+    return values[0] if len(values) == 1 else values
+
+
 def _float_list(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(s) for s in text.split(",") if s.strip())
@@ -168,6 +173,8 @@ def cmd_train(args: argparse.Namespace) -> None:
         phase_epochs=args.phase_epochs, phase_batch_sizes=args.phase_batch_sizes,
         phase_learning_rates=args.phase_lrs, cache_codings=not args.no_cache, fine_tune_epochs=args.fine_tune_epochs,
         checkpoint_every=args.checkpoint_every or 0,
+        arch=args.arch, channels=args.channels, kernel_sizes=_one_or_all(args.kernel_sizes),
+        strides=_one_or_all(args.strides), pool_sizes=_one_or_all(args.pool_sizes), coding_size=args.coding_size,
     )
     if has_checkpoint(run) and not args.overwrite:
         est = _load_run(str(run), args.device)
@@ -313,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--phase-lrs", type=_float_list, help="learning rate per phase (default: --lr)")
     g.add_argument("--no-cache", action="store_true", help="recompute frozen layers every batch instead of caching")
     g.add_argument("--fine-tune-epochs", type=int, default=0, help="end-to-end epochs after greedy training")
+    c = p.add_argument_group("convolutional (--arch conv; --hidden and --tie-weights are not used)")
+    c.add_argument("--arch", default="dense", choices=["dense", "conv"],
+                   help="dense (default) or conv: conv encoder, transposed-conv decoder, on the data's image shape")
+    c.add_argument("--channels", type=_int_list, default=(16, 32, 64), help="channels per conv layer, e.g. 16,32,64")
+    c.add_argument("--kernel-sizes", type=_int_list, default=(3,), help="kernel size, one or one per layer (3)")
+    c.add_argument("--strides", type=_int_list, default=(2,), help="conv stride, one or one per layer (2)")
+    c.add_argument("--pool-sizes", type=_int_list, default=(1,),
+                   help="max-pooling after each conv, one or one per layer (1: none)")
+    c.add_argument("--coding-size", type=int, help="dense coding layer over the last maps (default: the maps)")
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")

@@ -17,6 +17,7 @@ from ..losses import Objective
 from ..losses.penalties import Contractive, parse_sparsity
 from ..losses.reconstruction import mse
 from ..models.base import AEOutput, AutoencoderModule, build_model
+from ..nn.conv import image_shape3
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
@@ -25,9 +26,14 @@ from ..training.greedy import Phase, greedy_pretrain
 from .base import TRAINING_PARAMETERS, TorchEstimator
 
 
+def _ints(value: Any) -> list[int]:
+    return [int(v) for v in np.ravel(value)]
+
+
 @register_estimator("Autoencoder")
 class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimator):
-    """A stacked (deep) autoencoder: ``n_features - hidden_layers - mirror - n_features``.
+    """A stacked (deep) autoencoder: ``n_features - hidden_layers - mirror - n_features``, or a convolutional one
+    (``arch="conv"``: conv encoder, transposed-convolution decoder).
 
     Parameters
     ----------
@@ -58,7 +64,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         (auto, closed, exact, hutchinson; see :class:`aekit.losses.penalties.Contractive`).
     wta : float or None, default=None
         Winner-take-all lifetime sparsity rate: in training each coding unit keeps its top ``ceil(wta * batch)``
-        activations across the batch.
+        activations across the batch. With ``arch="conv"`` and no ``coding_size`` it is spatial + lifetime
+        (conv-WTA): each feature map keeps only its maximum per sample, then its ``ceil(wta * batch)`` largest
+        maxima across the batch (``wta=1``: spatial sparsity alone). Identity at inference.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     learning_rate : float, default=1e-3
     batch_size : int, default=150
@@ -92,8 +100,22 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         Compute the frozen layers' outputs once per phase instead of at every batch.
     fine_tune_epochs : int, default=0
         End-to-end epochs after greedy pretraining.
+    arch : {"dense", "conv"}, default="dense"
+        ``"conv"``: convolutional encoder (``channels``, ``kernel_sizes``, ``strides``, ``pool_sizes``; padding
+        ``kernel // 2``) and its mirror transposed-convolution decoder, whose padding is solved so that every size
+        (odd ones included, e.g. 7x9) comes back exactly; ``hidden_layers`` and ``tie_weights`` are not used.
+        Needs ``image_shape`` for flat rows, or images ``(n, C, H, W)`` / ``(n, H, W)`` as X.
+    channels : sequence of int, default=(16, 32, 64)
+        Conv only: output channels of each conv layer.
+    kernel_sizes, strides, pool_sizes : int or sequence of int, default=3, 2, 1
+        Conv only: per conv layer (one value applies to all). ``pool_sizes`` > 1 adds max-pooling after the conv;
+        its mirror is one transposed convolution with stride ``stride * pool``.
+    coding_size : int or None, default=None
+        Conv only: a dense coding layer of this size over the last feature maps; None makes the flattened last
+        maps the codings (as conv-WTA needs).
     image_shape : tuple or None, default=None
-        Shape of one sample as an image (for figures); rows stay flat.
+        Shape of one sample as an image, (H, W) or (C, H, W): for figures, and the input shape of a conv model
+        fed flat rows (rows stay flat at the estimator's boundary).
     verbose : int, default=0
         Progress bar and one line per epoch when > 0.
 
@@ -128,7 +150,20 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         "cache_codings": ["boolean"],
         "fine_tune_epochs": [Interval(Integral, 0, None, closed="left")],
         "image_shape": ["array-like", None],
+        "arch": [StrOptions({"dense", "conv"})],
+        "channels": ["array-like"],
+        "kernel_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "strides": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "pool_sizes": [Interval(Integral, 1, None, closed="left"), "array-like"],
+        "coding_size": [Interval(Integral, 1, None, closed="left"), None],
     }
+    # conv settings, as class attributes too: subclasses without them (VAE, hasher) are dense
+    arch = "dense"
+    channels = (16, 32, 64)
+    kernel_sizes = 3
+    strides = 2
+    pool_sizes = 1
+    coding_size = None
 
     def __init__(
         self,
@@ -165,6 +200,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         cache_codings: bool = True,
         fine_tune_epochs: int = 0,
         image_shape: tuple[int, ...] | None = None,
+        arch: str = "dense",
+        channels: tuple[int, ...] = (16, 32, 64),
+        kernel_sizes: int | tuple[int, ...] = 3,
+        strides: int | tuple[int, ...] = 2,
+        pool_sizes: int | tuple[int, ...] = 1,
+        coding_size: int | None = None,
         verbose: int = 0,
     ) -> None:
         self.hidden_layers = hidden_layers
@@ -199,6 +240,12 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         self.cache_codings = cache_codings
         self.fine_tune_epochs = fine_tune_epochs
         self.image_shape = image_shape
+        self.arch = arch
+        self.channels = channels
+        self.kernel_sizes = kernel_sizes
+        self.strides = strides
+        self.pool_sizes = pool_sizes
+        self.coding_size = coding_size
         self.verbose = verbose
 
     # -- hooks for TorchEstimator --------------------------------------------------------------------------
@@ -211,10 +258,51 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         coding_activation = self.coding_activation
         if coding_activation is None and str(self.sparsity or "").startswith("kl"):
             coding_activation = "sigmoid"  # KL sparsity compares mean activations in (0, 1) with the target
+        if self.arch == "conv":
+            return build_model("conv", {
+                "image_shape": self._conv_image_shape(), "channels": _ints(self.channels),
+                "kernel_sizes": _ints(self.kernel_sizes), "strides": _ints(self.strides),
+                "pool_sizes": _ints(self.pool_sizes), "coding_size": self.coding_size, "activation": self.activation,
+                "init": self.init, "output_activation": self._output_activation(),
+                "coding_activation": coding_activation, "wta": self.wta, "n_features": n_features, "seed": seed})
         config = dict(n_features=n_features, hidden_layers=list(self.hidden_layers), activation=self.activation,
                       init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation(),
                       coding_activation=coding_activation, wta=self.wta)
         return build_model(self.model_name, {**config, "seed": seed})
+
+    # -- images (arch="conv"): X may be images (n, C, H, W) or (n, H, W); the model takes flat rows -----------
+    def _conv_image_shape(self) -> tuple[int, ...]:
+        shape = getattr(self, "_fit_image_shape", None) or (
+            None if self.image_shape is None else image_shape3(self.image_shape))
+        if shape is None:
+            raise DataError("arch='conv' needs the shape of one image: pass image_shape=(H, W) or (C, H, W) with "
+                            "flat rows, or X as images of shape (n, C, H, W) or (n, H, W)")
+        return shape
+
+    def _validate(self, X: Any, reset: bool) -> np.ndarray:
+        if self.arch == "conv":
+            X = self._image_rows(X, reset)
+        return super()._validate(X, reset)
+
+    def _image_rows(self, X: Any, reset: bool) -> Any:
+        """Image stacks as flat rows, after checking their shape against the model's; other X unchanged."""
+        if reset:
+            self._fit_image_shape = None
+        ndim = getattr(X, "ndim", None)
+        if ndim not in (3, 4):
+            return X
+        shape = image_shape3(X.shape[1:])
+        if reset:
+            expected = None if self.image_shape is None else image_shape3(self.image_shape)
+        else:
+            check_is_fitted(self, "model_")
+            expected = tuple(self.model_.config["image_shape"])
+        if expected is not None and shape != expected:
+            raise DataError(f"X holds images of shape {tuple(X.shape[1:])}, but the model expects {expected} "
+                            "(C, H, W), channels first; for (n, H, W, C) arrays use X.transpose(0, 3, 1, 2)")
+        if reset:
+            self._fit_image_shape = shape
+        return np.asarray(X).reshape(len(X), -1)
 
     def _penalties(self) -> list:
         penalties = [parse_sparsity(self.sparsity)]
@@ -239,15 +327,17 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
 
     # -- greedy layer-wise pretraining ---------------------------------------------------------------------
     def _phases(self) -> list[Phase]:
-        n = len(self.hidden_layers)
+        n = self.model_.n_pairs if hasattr(self, "model_") else len(self.hidden_layers)
 
         def per_phase(values, default, name):
             values = [default] if values is None else list(np.ravel(values))
             if len(values) == 1:
                 values = values * n
             if len(values) != n:
+                layers = (f"channels={tuple(self.channels)}, coding_size={self.coding_size}" if self.arch == "conv"
+                          else f"hidden_layers={tuple(self.hidden_layers)}")
                 raise DataError(f"{name} has {len(values)} values, but the model has {n} layer pairs "
-                                f"(hidden_layers={tuple(self.hidden_layers)}); give one value or {n}")
+                                f"({layers}); give one value or {n}")
             return values
 
         return [Phase(int(e), int(b), float(lr)) for e, b, lr in zip(
@@ -287,7 +377,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
     # -- using the result ----------------------------------------------------------------------------------
     @property
     def _n_features_out(self) -> int:
-        return int(self.model_.config["hidden_layers"][-1])
+        return int(getattr(self.model_, "n_codings", None) or self.model_.config["hidden_layers"][-1])
 
     def transform(self, X: Any) -> np.ndarray:
         """Codings of ``X``: (n_samples, coding size)."""
@@ -304,9 +394,10 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         return self._map(lambda z: self.model_.output(self.model_.decode(z)), codings)
 
     def predict(self, X: Any) -> np.ndarray:
-        """Reconstructions of ``X``."""
+        """Reconstructions of ``X``, in its shape (images give images)."""
         check_is_fitted(self, "model_")
-        return self._map(self.model_.reconstruct, self._validate(X, reset=False))
+        out = self._map(self.model_.reconstruct, self._validate(X, reset=False))
+        return out.reshape(X.shape) if getattr(X, "ndim", 2) in (3, 4) else out
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """Per-row mean squared reconstruction error (higher = more anomalous)."""
