@@ -19,7 +19,7 @@ from aekit.models import ConvAutoencoder, build_model
 from aekit.nn.conv import conv_encoder, conv_shapes, conv_stages, transposed_decoder
 from aekit.nn.wta import LifetimeWTA, SpatialWTA
 
-SMALL = dict(channels=(4, 8), epochs=2, batch_size=16, random_state=0)
+SMALL = {"channels": (4, 8), "epochs": 2, "batch_size": 16, "random_state": 0}
 
 
 def images(n, shape, seed=0):
@@ -28,12 +28,12 @@ def images(n, shape, seed=0):
 
 # -- geometry ---------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("shape,config", [
-    ((1, 8, 8), dict(channels=(4, 8))),
-    ((3, 7, 9), dict(channels=(4, 8))),
-    ((1, 30, 30), dict(channels=(4, 8, 8), kernel_sizes=(5, 3, 3))),
-    ((3, 30, 30), dict(channels=(4, 8), strides=1, pool_sizes=2, coding_size=5)),
-    ((1, 28, 28), dict(channels=(16, 32, 64), strides=1, pool_sizes=2, coding_size=30)),  # the book's: 7 -> 3 -> 7
-    ((2, 9, 7), dict(channels=(3,), kernel_sizes=4, strides=3)),
+    ((1, 8, 8), {"channels": (4, 8)}),
+    ((3, 7, 9), {"channels": (4, 8)}),
+    ((1, 30, 30), {"channels": (4, 8, 8), "kernel_sizes": (5, 3, 3)}),
+    ((3, 30, 30), {"channels": (4, 8), "strides": 1, "pool_sizes": 2, "coding_size": 5}),
+    ((1, 28, 28), {"channels": (16, 32, 64), "strides": 1, "pool_sizes": 2, "coding_size": 30}),  # the book's: 7 -> 3 -> 7
+    ((2, 9, 7), {"channels": (3,), "kernel_sizes": 4, "strides": 3}),
 ])
 def test_output_has_the_input_shape(shape, config):
     model = ConvAutoencoder(shape, **config, seed=0)
@@ -187,17 +187,17 @@ def test_greedy_phases_freeze_the_lower_conv_layers():
     first = {n: p.detach().clone() for n, p in est.model_.named_parameters()}
     est2 = aekit.Autoencoder(arch="conv", image_shape=(9, 9), pretrain="greedy", phase_epochs=(1, 2), **SMALL).fit(X)
     for name, p in est2.model_.named_parameters():  # same seed: phase 2 changed only pair 1
-        pair1 = name.startswith("encoder.1.") or name.startswith("decoder.0.")
+        pair1 = name.startswith(("encoder.1.", "decoder.0."))
         assert torch.equal(first[name], p) != pair1, name
 
 
 # -- regularizers -------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("settings,terms", [
-    (dict(noise="gaussian:0.1"), []),
-    (dict(noise="mask:0.3", sparsity="l1:1e-3"), ["sparsity"]),
-    (dict(sparsity="kl:0.1:0.1"), ["sparsity"]),
-    (dict(contractive="1e-3:exact"), ["contractive"]),
-    (dict(contractive="1e-3:hutchinson", coding_size=4), ["contractive"]),
+    ({"noise": "gaussian:0.1"}, []),
+    ({"noise": "mask:0.3", "sparsity": "l1:1e-3"}, ["sparsity"]),
+    ({"sparsity": "kl:0.1:0.1"}, ["sparsity"]),
+    ({"contractive": "1e-3:exact"}, ["contractive"]),
+    ({"contractive": "1e-3:hutchinson", "coding_size": 4}, ["contractive"]),
 ])
 def test_regularizers_compose_with_conv(settings, terms):
     X = images(32, (2, 6, 7))
