@@ -23,7 +23,8 @@ from .errors import AekitError
 from .training.loop import TrainingInterrupted
 
 # modules with ``add_commands(subparsers)``: each adds its subcommands (helpers below are shared with them)
-COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash", "aekit.commands.classify"]
+COMMAND_MODULES: list[str] = ["aekit.commands.report", "aekit.commands.hash", "aekit.commands.classify",
+                              "aekit.commands.generative"]
 
 RUN_FILE = "run.json"  # the CLI's own notes beside a checkpoint: data source, image shape, metrics
 
@@ -145,7 +146,7 @@ _MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "pat
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from .estimators import Autoencoder
+    from .commands.generative import resolve_defaults, train_estimator
     from .io import has_checkpoint
     from .training.distributed import init_from_env, is_main_process
     from .viz import plot_reconstructions
@@ -162,6 +163,7 @@ def cmd_train(args: argparse.Namespace) -> None:
     notes = _read_notes(run)
     spec = _data_spec(args, notes if args.resume else None)
     X_train, X_test, image_shape = _load_data(spec)
+    resolve_defaults(args)  # unset --hidden, --activation, --init, --loss: the --model family's defaults
     params = dict(
         hidden_layers=args.hidden, activation=args.activation, init=args.init, tie_weights=args.tie_weights,
         loss=args.loss, l2=args.l2, optimizer=args.optimizer, learning_rate=args.lr, batch_size=args.batch_size,
@@ -176,11 +178,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         arch=args.arch, channels=args.channels, kernel_sizes=_one_or_all(args.kernel_sizes),
         strides=_one_or_all(args.strides), pool_sizes=_one_or_all(args.pool_sizes), coding_size=args.coding_size,
     )
+    estimator, params = train_estimator(args, params)  # --model picks the class; its own options join params
     if has_checkpoint(run) and not args.overwrite:
         est = _load_run(str(run), args.device)
         if not args.resume:
             saved = est.get_params()
-            diff = [k for k in params if k not in _MAY_CHANGE and _norm(saved[k]) != _norm(params[k])]
+            diff = ["model"] if type(est) is not estimator else [
+                k for k in params if k not in _MAY_CHANGE and _norm(saved[k]) != _norm(params[k])]
             if diff:
                 raise UsageError(
                     f"{run} already holds a run with other settings ({', '.join(diff)}); use another --out, "
@@ -196,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> None:
             print(f"resuming {run} at epoch {est.n_epochs_ + 1 if step else est.n_epochs_}/{est.epochs}"
                   + (f", batch {step}" if step else ""))
     else:
-        est = Autoencoder(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
+        est = estimator(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
     fresh = not run.exists()
     if main:
         run.mkdir(parents=True, exist_ok=True)
@@ -240,9 +244,15 @@ def _norm(value: Any) -> Any:
 def cmd_evaluate(args: argparse.Namespace) -> None:
     est = _load_run(args.run, args.device)
     spec = _data_spec(args, _read_notes(Path(args.run)))
-    _, X_test, _ = _load_data(spec)
+    X_train, X_test, _ = _load_data(spec)
     test_mse = -est.score(X_test)
-    _emit(args, f"test reconstruction MSE: {test_mse:.6f}", {"test_mse": test_mse})
+    lines, payload = [f"test reconstruction MSE: {test_mse:.6f}"], {"test_mse": test_mse}
+    if args.nll or args.parzen:  # generative runs
+        from .commands.generative import generative_metrics
+
+        more_lines, more = generative_metrics(est, args, X_train, X_test)
+        lines, payload = lines + more_lines, {**payload, **more}
+    _emit(args, "\n".join(lines), payload)
 
 
 def _transform_cmd(args: argparse.Namespace, method: str) -> None:
@@ -286,17 +296,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aekit", description="Train and use autoencoders.")
     from . import __version__
+    from .commands import generative
 
     parser.add_argument("--version", action="version", version=f"aekit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train an autoencoder and write a run folder")
     _add_data_args(p)
-    p.add_argument("--hidden", type=_int_list, default=(300, 150), help="encoder sizes, e.g. 300,150")
-    p.add_argument("--activation", default="elu", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
-    p.add_argument("--init", default="he", choices=["he", "lecun", "xavier"])
+    # unset --hidden, --activation, --init, --loss take the --model family's defaults (ae: 300,150, elu, he, mse)
+    p.add_argument("--hidden", type=_int_list, help="encoder sizes, e.g. 300,150 (default 300,150)")
+    p.add_argument("--activation", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
+    p.add_argument("--init", choices=["he", "lecun", "xavier"])
     p.add_argument("--tie-weights", action="store_true")
-    p.add_argument("--loss", default="mse", choices=["mse", "bce"])
+    p.add_argument("--loss", choices=["mse", "bce", "gaussian"], help="mse (default), bce; gaussian: vae only")
     p.add_argument("--l2", type=float, default=0.0)
     p.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"])
     p.add_argument("--lr", type=float, default=1e-3)
@@ -329,6 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--pool-sizes", type=_int_list, default=(1,),
                    help="max-pooling after each conv, one or one per layer (1: none)")
     c.add_argument("--coding-size", type=int, help="dense coding layer over the last maps (default: the maps)")
+    generative.add_train_arguments(p)  # --model vae|aae|gsn and their options
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
@@ -338,9 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="test reconstruction MSE of a run")
+    p = sub.add_parser("evaluate", help="test reconstruction MSE of a run (--nll, --parzen: likelihoods)")
     p.add_argument("run")
     _add_data_args(p)
+    generative.add_evaluate_arguments(p)
     _add_common(p)
     p.set_defaults(func=cmd_evaluate)
 

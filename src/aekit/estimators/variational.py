@@ -1,5 +1,6 @@
 """``aekit.VariationalAutoencoder``: the same estimator conventions as :class:`aekit.Autoencoder`, plus
-``latent_dim``, ``beta`` and :meth:`sample`."""
+``latent_dim``, ``beta``, ``binarize``, :meth:`sample`, :meth:`interpolate`, :meth:`log_likelihood` (importance
+sampling) and :meth:`elbo`."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from ..data.binarize import binarize as binarize_array
+from ..errors import DataError
 from ..losses import Objective
 from ..models.base import AutoencoderModule, build_model
 from ..registry import register_estimator
@@ -22,11 +25,25 @@ from .autoencoder import Autoencoder
 
 @register_estimator("VariationalAutoencoder")
 class VariationalAutoencoder(Autoencoder):
-    """A dense variational autoencoder (Gaussian encoder, Bernoulli decoder with BCE from logits by default).
+    """A dense variational autoencoder (Gaussian encoder; Bernoulli decoder with BCE from logits by default).
 
     The loss per image is the negative ELBO: reconstruction cross-entropy summed over pixels plus ``beta`` times
     the analytic KL to N(0, I) (book: 784-500-500-20, ELU, He, Adam 1e-3, batch 150, ~97.6 nats after 50 epochs).
     ``transform`` gives the posterior means; ``sample(n)`` decodes codings drawn from the prior.
+
+    Parameters beyond :class:`aekit.Autoencoder`'s
+    ----------------------------------------------
+    latent_dim : int, default=20
+    beta : float, default=1.0
+        Weight of the KL term (1: the ELBO; beta-VAE otherwise).
+    loss : {"bce", "gaussian", "mse"}, default="bce"
+        The decoder: ``"bce"`` Bernoulli (sigmoid outputs; X in [0, 1]); ``"gaussian"`` Gaussian with linear
+        means and one learned standard deviation; ``"mse"`` the summed squared error (no density: no
+        :meth:`log_likelihood`).
+    binarize : {None, "static", "dynamic"}, default=None
+        Train on binarized X: ``"static"`` one fixed Bernoulli draw (seeded by ``random_state``), ``"dynamic"`` a
+        fresh draw per batch (Burda et al. 2015). Evaluate on a statically binarized copy,
+        ``aekit.data.binarize(X_test, seed)``.
     """
 
     model_name = "vae"
@@ -34,6 +51,8 @@ class VariationalAutoencoder(Autoencoder):
         **Autoencoder._parameter_constraints,
         "latent_dim": [Interval(Integral, 1, None, closed="left")],
         "beta": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions({"bce", "gaussian", "mse"})],
+        "binarize": [StrOptions({"static", "dynamic"}), None],
     }
     # Autoencoder options that do not apply to this family
     noise = sparsity = contractive = wta = pretrain = coding_activation = None
@@ -48,6 +67,7 @@ class VariationalAutoencoder(Autoencoder):
         activation: str = "elu",
         init: str = "he",
         loss: str = "bce",
+        binarize: str | None = None,
         l2: float = 0.0,
         optimizer: str = "adam",
         learning_rate: float = 1e-3,
@@ -70,6 +90,7 @@ class VariationalAutoencoder(Autoencoder):
         self.activation = activation
         self.init = init
         self.loss = loss
+        self.binarize = binarize
         self.output_activation = "auto"
         self.l2 = l2
         self.optimizer = optimizer
@@ -91,7 +112,21 @@ class VariationalAutoencoder(Autoencoder):
         return build_model(self.model_name, dict(
             n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
             activation=self.activation, init=self.init, output_activation=self._output_activation(), beta=self.beta,
-            seed=seed))
+            gaussian_decoder=self.loss == "gaussian", dynamic_binarization=self.binarize == "dynamic", seed=seed))
+
+    def _output_activation(self) -> str:
+        return "sigmoid" if self.loss == "bce" else "linear"
+
+    def _check_X(self, X: np.ndarray) -> None:
+        super()._check_X(X)
+        if self.binarize and (X.min() < 0 or X.max() > 1):
+            raise DataError(f"binarize={self.binarize!r} needs X in [0, 1] (intensities as probabilities), but X "
+                            f"ranges over [{X.min():.3g}, {X.max():.3g}]; scale it first (e.g. MinMaxScaler)")
+
+    def _fit_model(self, X: np.ndarray, Y: np.ndarray | None = None) -> None:
+        if self.binarize == "static":  # one draw, the same on every (re)start of this run
+            X = binarize_array(X, seed=self.seed_)
+        super()._fit_model(X, Y)
 
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
         optimizer = make_optimizer(self.optimizer, model.parameters(), model.regularized_weights(),
@@ -104,8 +139,55 @@ class VariationalAutoencoder(Autoencoder):
         return int(self.model_.config["latent_dim"])
 
     def sample(self, n: int, random_state: Any = None) -> np.ndarray:
-        """``n`` new samples: codings drawn from N(0, I), decoded (n, n_features)."""
+        """``n`` new samples: codings drawn from N(0, I), decoded (n, n_features); the decoder's means (pixel
+        probabilities for the Bernoulli decoder)."""
         check_is_fitted(self, "model_")
-        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
-        z = torch.randn(n, self._n_features_out, generator=torch.Generator().manual_seed(seed)).to(self.device_)
+        z = torch.randn(n, self._n_features_out, generator=_generator(random_state)).to(self.device_)
         return self._map(lambda c: self.model_.output(self.model_.decode(c)), z.cpu().numpy())
+
+    def interpolate(self, a: Any, b: Any, steps: int = 10) -> np.ndarray:
+        """Decode ``steps`` codings evenly spaced on the segment between the posterior means of ``a`` and ``b``
+        (both ends included): (steps, n_features) for two rows, (n, steps, n_features) for two (n, n_features)
+        arrays."""
+        check_is_fitted(self, "model_")
+        if steps < 2:
+            raise DataError(f"steps must be >= 2 (both ends are included), got {steps}")
+        single = np.ndim(a) == 1
+        A, B = (self._validate(np.atleast_2d(v), reset=False) for v in (a, b))
+        if A.shape != B.shape:
+            raise DataError(f"a and b must have the same shape, got {A.shape} and {B.shape}")
+        za, zb = self.transform(A), self.transform(B)  # (n, latent) each
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[None, :, None]
+        path = ((1 - t) * za[:, None] + t * zb[:, None]).reshape(-1, za.shape[1])  # (n * steps, latent)
+        out = self.inverse_transform(path).reshape(len(A), steps, -1)
+        return out[0] if single else out
+
+    def log_likelihood(self, X: Any, k: int = 5000, *, random_state: Any = None,
+                       max_pairs: int = 16384) -> np.ndarray:
+        """Importance-sampled log p(x) per row in nats (Burda et al. 2015, encoder as the proposal; ``k``
+        samples per row; see :func:`aekit.evaluation.importance_log_likelihood`). Memory is bounded by
+        ``max_pairs`` (row, sample) pairs per pass. -mean is the test NLL; with binarized training, pass binarized
+        rows (``aekit.data.binarize``)."""
+        from ..evaluation import importance_log_likelihood
+
+        check_is_fitted(self, "model_")
+        X = self._validate(X, reset=False)
+        ll = importance_log_likelihood(self.model_, self._to_tensor(X), int(k), loss=self.loss, max_pairs=max_pairs,
+                                       generator=_generator(random_state))
+        return ll.cpu().numpy()
+
+    def elbo(self, X: Any, n_samples: int = 1, *, random_state: Any = None) -> np.ndarray:
+        """The evidence lower bound per row (nats): Monte Carlo reconstruction term over ``n_samples`` codings,
+        analytic KL. ``-elbo(X).mean()`` is the test loss of a beta = 1 model."""
+        from ..evaluation import elbo
+
+        check_is_fitted(self, "model_")
+        X = self._validate(X, reset=False)
+        return elbo(self.model_, self._to_tensor(X), n_samples, loss=self.loss,
+                    generator=_generator(random_state)).cpu().numpy()
+
+
+def _generator(random_state: Any) -> torch.Generator:
+    """A CPU generator seeded from ``random_state`` (None: fresh entropy, as scikit-learn)."""
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return torch.Generator().manual_seed(seed)

@@ -1,9 +1,11 @@
 """Reconstruction losses, one copy each. ``reduction="mean"`` averages over every element (the book's
 ``reduce_mean``); ``"sum"`` sums over features and averages over the batch (per-image nats, for the VAE);
-``"none"`` gives one value per row (mean over features), used for anomaly scores."""
+``"none"`` gives one value per row (mean over features), used for anomaly scores; ``"rows"`` one per row summed
+over features (negative log-likelihoods per image, for importance sampling)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -17,6 +19,8 @@ def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
     """Elementwise errors (batch, ...) -> "none": per-row mean; "sum": per-row sum, averaged over the batch
     (nats per image, the VAE's convention); "mean" is handled by the caller's fused call."""
     rows = err.flatten(1)
+    if reduction == "rows":
+        return rows.sum(dim=1)
     return rows.sum(dim=1).mean() if reduction == "sum" else rows.mean(dim=1)
 
 
@@ -33,7 +37,16 @@ def bce(output: AEOutput, target: torch.Tensor, reduction: str = "mean") -> torc
     return _reduce(F.binary_cross_entropy_with_logits(output.logits, target, reduction="none"), reduction)
 
 
-RECONSTRUCTION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "bce": bce}
+def gaussian(output: AEOutput, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Negative log-density of ``target`` under N(reconstruction, exp(log_scale)^2) (unit variance when the
+    output carries no ``log_scale``), in nats per element ("mean") or per row ("sum", "rows")."""
+    log_scale = output.log_scale if output.log_scale is not None else output.logits.new_zeros(())
+    z = (target - output.reconstruction) * torch.exp(-log_scale)
+    err = 0.5 * z.pow(2) + log_scale + 0.5 * math.log(2 * math.pi)
+    return err.mean() if reduction == "mean" else _reduce(err, reduction)
+
+
+RECONSTRUCTION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "bce": bce, "gaussian": gaussian}
 
 
 def reconstruction_loss(name: str) -> Callable[..., torch.Tensor]:

@@ -23,6 +23,8 @@ class AEOutput:
     terms: dict[str, torch.Tensor] = field(default_factory=dict)  # loss terms the model itself is responsible for
     # what to reconstruct when the module transforms its own inputs first (a greedy phase without a cache)
     target: torch.Tensor | None = None
+    # a Gaussian decoder's log standard deviation (scalar or per feature); the "gaussian" loss reads it
+    log_scale: torch.Tensor | None = None
 
     @property
     def reconstruction(self) -> torch.Tensor:

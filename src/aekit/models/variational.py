@@ -3,6 +3,11 @@
 The encoder gives the mean and gamma = log sigma^2 of a diagonal Gaussian; codings are sampled with the
 reparameterization mu + exp(gamma / 2) * eps; the latent loss is the analytic KL to N(0, I),
 0.5 * sum(exp(gamma) + mu^2 - 1 - gamma), returned as the model's own loss term (times ``beta``).
+
+Decoders: Bernoulli (logits; BCE summed over pixels) or Gaussian with one learned standard deviation shared by all
+features (``gaussian_decoder``; its log is ``AEOutput.log_scale``, the Gaussian NLL reads it). With
+``dynamic_binarization`` each training batch is resampled as Bernoulli(x) and that sample is also the target
+(Burda et al. 2015's dynamically binarized MNIST); evaluation data is binarized once, outside the model.
 """
 
 from __future__ import annotations
@@ -34,12 +39,15 @@ class VariationalAutoencoder(AutoencoderModule):
         init: str = "he",
         output_activation: str = "sigmoid",
         beta: float = 1.0,
+        gaussian_decoder: bool = False,
+        dynamic_binarization: bool = False,
         seed: int | None = None,
     ) -> None:
         super().__init__()
         hidden_layers = [int(h) for h in hidden_layers]
         self.config = dict(n_features=int(n_features), hidden_layers=hidden_layers, latent_dim=int(latent_dim),
-                           activation=activation, init=init, output_activation=output_activation, beta=float(beta))
+                           activation=activation, init=init, output_activation=output_activation, beta=float(beta),
+                           gaussian_decoder=bool(gaussian_decoder), dynamic_binarization=bool(dynamic_binarization))
         self.output_activation = output_activation
         self.act = get_activation(activation)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -49,6 +57,9 @@ class VariationalAutoencoder(AutoencoderModule):
         for head in (self.mean, self.logvar):
             init_linear_(head.weight, head.bias, "xavier", generator)
         self.decoder = linear_layers([int(latent_dim), *reversed(hidden_layers), int(n_features)], init, generator)
+        # log of the Gaussian decoder's standard deviation, one for all features (per-pixel scales collapse on
+        # MNIST's always-black border pixels)
+        self.log_scale = nn.Parameter(torch.zeros(())) if gaussian_decoder else None
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         for layer in self.encoder:
@@ -67,7 +78,11 @@ class VariationalAutoencoder(AutoencoderModule):
         return h  # logits
 
     def forward(self, x: torch.Tensor) -> AEOutput:
+        target = None
+        if self.training and self.config["dynamic_binarization"]:
+            x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
         mu, logvar = self.encode_distribution(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization
         kl = gaussian_kl(mu, logvar).mean()
-        return AEOutput(self.decode(z), mu, self.output_activation, terms={"kl": self.config["beta"] * kl})
+        return AEOutput(self.decode(z), mu, self.output_activation, terms={"kl": self.config["beta"] * kl},
+                        target=target, log_scale=self.log_scale)

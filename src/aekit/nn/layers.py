@@ -11,13 +11,18 @@ from torch import nn
 
 from ..errors import AekitError
 
+def identity(x: torch.Tensor) -> torch.Tensor:
+    """The linear activation (a named function, so that models holding it pickle)."""
+    return x
+
+
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "elu": F.elu,
     "selu": F.selu,
     "relu": F.relu,
     "sigmoid": torch.sigmoid,
     "tanh": torch.tanh,
-    "linear": lambda x: x,
+    "linear": identity,
 }
 
 # name -> std multiplier of 1/sqrt(fan_in) for normal inits; xavier is uniform (Glorot & Bengio 2010).
