@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import torch
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..errors import TrainingError
 from .distributed import world
 from .steps import NonFiniteLoss
@@ -127,6 +128,7 @@ def train(
       and ``batch_size // world_size`` rows per step; epoch metrics are summed across ranks.
     """
     history = [] if history is None else history
+    keep_freed_memory()
     position = start or Position(epoch=start_epoch)
     rank, n_ranks = world()
     n = len(X) - len(X) % n_ranks  # equal shards, so every rank takes the same number of steps

@@ -3,6 +3,7 @@ else about the model; a family with an unusual update (adversarial) brings its o
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -20,8 +21,9 @@ def apply_update(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor
     """One optimizer update from ``terms["loss"]``, refused (:class:`NonFiniteLoss`) before it is applied if the
     loss is NaN/inf; returns the terms detached."""
     loss = terms["loss"]
-    if not torch.isfinite(loss):
-        raise NonFiniteLoss(f"loss is {loss.item()}")
+    value = float(loss.detach())  # one host read per step (the loop's divergence check needs it anyway)
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"loss is {value}")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
