@@ -108,3 +108,24 @@ def test_failed_write_keeps_the_previous_checkpoint(fitted, tmp_path, monkeypatc
     assert not list(run.glob(".*.tmp"))
     monkeypatch.undo()
     aekit.load(run)
+
+
+def test_optimizer_state_saved_in_other_groups_resumes_onto_the_right_parameters():
+    """A checkpoint whose optimizer kept weights and biases in two groups (aekit before one group became the
+    default without L2) resumes into today's single group, each moment on its own parameter."""
+    from aekit.io import load_optimizer_state, optimizer_state_tensors
+    from aekit.models import DenseAutoencoder
+    from aekit.training import make_optimizer
+
+    model = DenseAutoencoder(20, [12, 12, 6], seed=0)  # two (12,) biases and two (12, 12) weights: order matters
+    weights = model.regularized_weights()
+    old = torch.optim.Adam([{"params": weights}, {"params": [p for p in model.parameters()
+                                                             if all(p is not w for w in weights)]}], lr=1e-3)
+    model(torch.rand(8, 20)).logits.square().mean().backward()
+    old.step()
+    tensors, groups = optimizer_state_tensors(old)
+    new = make_optimizer("adam", model.parameters(), weights, 1e-3)
+    assert len(new.param_groups) == 1
+    load_optimizer_state(new, tensors, groups)
+    for p in model.parameters():
+        assert torch.equal(new.state[p]["exp_avg"], old.state[p]["exp_avg"])

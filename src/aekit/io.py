@@ -186,9 +186,44 @@ def load_optimizer_state(optimizer: torch.optim.Optimizer, tensors: dict[str, to
         idx, _, name = rest.partition(".")
         state.setdefault(int(idx), {})[name] = value
     settings = [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+    groups = json.loads(groups_json)
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in optimizer.param_groups]:
+        state, groups = _regroup(state, groups, optimizer)
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": json.loads(groups_json)})
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"optimizer state in the checkpoint does not fit the model: {exc}") from None
     for group, current in zip(optimizer.param_groups, settings):  # the moments resume; the settings are today's
         group.update(current)
+
+
+def _regroup(state: dict[int, dict[str, torch.Tensor]], groups: list[dict], optimizer: torch.optim.Optimizer
+             ) -> tuple[dict[int, dict[str, torch.Tensor]], list[dict]]:
+    """Map a state saved with another grouping of the same parameters (e.g. weights and biases in two groups, as
+    aekit did before one group became the default without L2) onto ``optimizer``'s grouping. Both groupings
+    keep the model's parameter order within each shape, so the k-th saved state of a shape belongs to the k-th
+    current parameter of that shape."""
+    current = [p for g in optimizer.param_groups for p in g["params"]]
+    saved = [i for g in groups for i in g["params"]]
+    if len(saved) != len(current):
+        raise CheckpointError(f"optimizer state in the checkpoint does not fit the model: it holds {len(saved)} "
+                              f"parameters, the model trains {len(current)}")
+    taken: set[int] = set()
+    remapped: dict[int, dict[str, torch.Tensor]] = {}
+    for idx in saved:
+        if idx not in state:
+            continue
+        shape = state[idx]["exp_avg"].shape if "exp_avg" in state[idx] else next(
+            (v.shape for v in state[idx].values() if v.dim() > 0), None)
+        match = next((j for j, p in enumerate(current) if j not in taken and p.shape == shape), None)
+        if match is None:
+            raise CheckpointError("optimizer state in the checkpoint does not fit the model: no parameter of shape "
+                                  f"{tuple(shape) if shape is not None else '?'} is left for it")
+        taken.add(match)
+        remapped[match] = state[idx]
+    start, regrouped = 0, []
+    for group in optimizer.param_groups:
+        regrouped.append({**{k: v for k, v in groups[0].items() if k != "params"},
+                          "params": list(range(start, start + len(group["params"])))})
+        start += len(group["params"])
+    return remapped, regrouped
