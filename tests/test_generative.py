@@ -86,6 +86,19 @@ def test_interpolation_runs_between_the_two_reconstructions(vae, digits):
     assert vae.interpolate(X_test[:3], X_test[3:6], steps=4).shape == (3, 4, 64)
 
 
+def test_conv_vae_reuses_the_conv_stacks(digits, tmp_path):
+    X, X_test = digits
+    est = aekit.VariationalAutoencoder((16,), latent_dim=3, arch="conv", channels=(4, 8), image_shape=(8, 8),
+                                       binarize="static", epochs=3, random_state=0).fit(X)
+    kinds = [type(m).__name__ for m in est.model_.modules()]
+    assert "Conv2d" in kinds and "ConvTranspose2d" in kinds
+    assert est.sample(5, random_state=0).shape == (5, 64)
+    assert np.isfinite(est.log_likelihood(binarize(X_test[:10]), k=10, random_state=0)).all()
+    assert est.predict(X_test[:2].reshape(2, 8, 8)).shape == (2, 8, 8)  # images in, images out
+    est.save(tmp_path / "cvae")
+    assert np.array_equal(aekit.load(tmp_path / "cvae").transform(X_test), est.transform(X_test))
+
+
 # -- adversarial autoencoder -------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def aae(digits):
@@ -236,7 +249,8 @@ def _last_json(capsys):
 
 @pytest.mark.parametrize("model, extra", [("aae", ["--latent-dim", "2", "--discriminator", "16"]),
                                           ("gsn", ["--walkback", "2"]),
-                                          ("vae", ["--latent-dim", "4", "--binarize", "dynamic"])])
+                                          ("vae", ["--latent-dim", "4", "--binarize", "dynamic", "--arch", "conv",
+                                                   "--channels", "4,8"])])
 def test_cli_train_generate_evaluate(model, extra, tmp_path, capsys):
     run = tmp_path / model
     assert main(["train", "--model", model, "--hidden", "32", "--epochs", "2", "--out", str(run), "--quiet",
@@ -271,3 +285,5 @@ def test_cli_user_errors(tmp_path, capsys):
     assert "--nll needs a variational autoencoder" in capsys.readouterr().err
     assert main(["train", "--model", "aae", "--hidden", "8", "--out", str(run), "--quiet"]) == 2
     assert "other settings (model)" in capsys.readouterr().err
+    assert main(["train", "--model", "gsn", "--arch", "conv", "--out", str(tmp_path / "y")]) == 2
+    assert "--arch conv does not apply to --model gsn" in capsys.readouterr().err

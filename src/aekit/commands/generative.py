@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import UsageError, _add_common, _emit, _int_list, _load_run, _read_notes, _save_npy
+from ..cli import (
+    UsageError,
+    _add_common,
+    _emit,
+    _int_list,
+    _load_run,
+    _read_notes,
+    _save_npy,
+)
 
 ESTIMATORS = {"ae": "Autoencoder", "vae": "VariationalAutoencoder", "aae": "AdversarialAutoencoder", "gsn": "GSN"}
 # what an unset --hidden/--activation/--init/--loss/--noise means for each family (the estimators' defaults)
@@ -44,8 +52,10 @@ _ONLY_FOR = {
     "walkback": ("--walkback", None, ("gsn",)), "tie_weights": ("--tie-weights", False, ("ae", "gsn")),
     "noise": ("--noise", None, ("ae", "gsn")), "coding_activation": ("--coding-activation", None, ("ae", "gsn")),
     "sparsity": ("--sparsity", None, ("ae",)), "contractive": ("--contractive", None, ("ae",)),
-    "wta": ("--wta", None, ("ae",)), "greedy": ("--greedy", None, ("ae",)), "arch": ("--arch conv", "dense", ("ae",)),
+    "wta": ("--wta", None, ("ae",)), "greedy": ("--greedy", None, ("ae",)),
+    "arch": ("--arch conv", "dense", ("ae", "vae")), "coding_size": ("--coding-size", None, ("ae",)),
 }
+_CONV = ("arch", "channels", "kernel_sizes", "strides", "pool_sizes")  # vae: --arch conv and its layers
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +96,7 @@ def train_estimator(args: argparse.Namespace, params: dict[str, Any]) -> tuple[t
     cls = getattr(estimators, ESTIMATORS[args.model])
     if args.model == "ae":
         return cls, params
-    chosen = {k: params[k] for k in _SHARED}
+    chosen = {k: params[k] for k in (*_SHARED, *(_CONV if args.model == "vae" else ()))}
     chosen.update({param: getattr(args, attr) for param, attr in _OWN[args.model].items()
                    if getattr(args, attr) is not None})
     return cls, chosen

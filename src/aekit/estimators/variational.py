@@ -20,7 +20,7 @@ from ..models.base import AutoencoderModule, build_model
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer
 from ..training.distributed import distributed
-from .autoencoder import Autoencoder
+from .autoencoder import Autoencoder, _ints
 
 
 @register_estimator("VariationalAutoencoder")
@@ -44,6 +44,12 @@ class VariationalAutoencoder(Autoencoder):
         Train on binarized X: ``"static"`` one fixed Bernoulli draw (seeded by ``random_state``), ``"dynamic"`` a
         fresh draw per batch (Burda et al. 2015). Evaluate on a statically binarized copy,
         ``aekit.data.binarize(X_test, seed)``.
+    arch : {"dense", "conv"}, default="dense"
+        ``"conv"``: a convolutional encoder (``channels``, ``kernel_sizes``, ``strides``, ``pool_sizes``, as in
+        :class:`aekit.Autoencoder`) before the dense ``hidden_layers`` (which may be empty) and the Gaussian
+        heads; the decoder mirrors it with transposed convolutions. Needs ``image_shape`` for flat rows.
+    channels : sequence of int, default=(32, 64)
+    kernel_sizes, strides, pool_sizes : int or sequence of int, default=3, 2, 1
     """
 
     model_name = "vae"
@@ -54,6 +60,7 @@ class VariationalAutoencoder(Autoencoder):
         "loss": [StrOptions({"bce", "gaussian", "mse"})],
         "binarize": [StrOptions({"static", "dynamic"}), None],
     }
+    coding_size = None  # the codings are the latent_dim means
     # Autoencoder options that do not apply to this family
     noise = sparsity = contractive = wta = pretrain = coding_activation = None
     tie_weights = False
@@ -82,6 +89,11 @@ class VariationalAutoencoder(Autoencoder):
         checkpoint_every: int = 0,
         warm_start: bool = False,
         image_shape: tuple[int, ...] | None = None,
+        arch: str = "dense",
+        channels: tuple[int, ...] = (32, 64),
+        kernel_sizes: int | tuple[int, ...] = 3,
+        strides: int | tuple[int, ...] = 2,
+        pool_sizes: int | tuple[int, ...] = 1,
         verbose: int = 0,
     ) -> None:
         self.hidden_layers = hidden_layers
@@ -106,13 +118,24 @@ class VariationalAutoencoder(Autoencoder):
         self.checkpoint_every = checkpoint_every
         self.warm_start = warm_start
         self.image_shape = image_shape
+        self.arch = arch
+        self.channels = channels
+        self.kernel_sizes = kernel_sizes
+        self.strides = strides
+        self.pool_sizes = pool_sizes
         self.verbose = verbose
 
     def _build_model(self, n_features: int, seed: int) -> AutoencoderModule:
+        conv = {}
+        if self.arch == "conv":
+            conv = {"image_shape": self._conv_image_shape(), "channels": _ints(self.channels),
+                    "kernel_sizes": _ints(self.kernel_sizes), "strides": _ints(self.strides),
+                    "pool_sizes": _ints(self.pool_sizes)}
         return build_model(self.model_name, dict(
             n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
             activation=self.activation, init=self.init, output_activation=self._output_activation(), beta=self.beta,
-            gaussian_decoder=self.loss == "gaussian", dynamic_binarization=self.binarize == "dynamic", seed=seed))
+            gaussian_decoder=self.loss == "gaussian", dynamic_binarization=self.binarize == "dynamic", seed=seed,
+            **conv))
 
     def _output_activation(self) -> str:
         return "sigmoid" if self.loss == "bce" else "linear"

@@ -8,15 +8,28 @@ Decoders: Bernoulli (logits; BCE summed over pixels) or Gaussian with one learne
 features (``gaussian_decoder``; its log is ``AEOutput.log_scale``, the Gaussian NLL reads it). With
 ``dynamic_binarization`` each training batch is resampled as Bernoulli(x) and that sample is also the target
 (Burda et al. 2015's dynamically binarized MNIST); evaluation data is binarized once, outside the model.
+
+Convolutional encoder (``channels``, with ``image_shape``): the conv stages of :mod:`aekit.nn.conv` (each followed
+by the activation), flattened, then the dense ``hidden_layers`` and the two heads; the decoder mirrors it (dense
+layers back to the last maps' size, then the transposed convolutions, whose last layer gives logits).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 from torch import nn
 
+from ..errors import DataError
+from ..nn.conv import (
+    as_images,
+    conv_encoder,
+    conv_shapes,
+    conv_stages,
+    transposed_decoder,
+)
 from ..nn.layers import activation as get_activation
 from ..nn.layers import init_linear_, linear_layers
 from ..registry import register_model
@@ -41,6 +54,11 @@ class VariationalAutoencoder(AutoencoderModule):
         beta: float = 1.0,
         gaussian_decoder: bool = False,
         dynamic_binarization: bool = False,
+        image_shape: Sequence[int] | None = None,
+        channels: Sequence[int] | None = None,
+        kernel_sizes: int | Sequence[int] = 3,
+        strides: int | Sequence[int] = 2,
+        pool_sizes: int | Sequence[int] = 1,
         seed: int | None = None,
     ) -> None:
         super().__init__()
@@ -51,18 +69,39 @@ class VariationalAutoencoder(AutoencoderModule):
         self.output_activation = output_activation
         self.act = get_activation(activation)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        self.encoder = linear_layers([int(n_features), *hidden_layers], init, generator)
-        self.mean = nn.Linear(hidden_layers[-1], int(latent_dim))
-        self.logvar = nn.Linear(hidden_layers[-1], int(latent_dim))
+        flat = int(n_features)  # what the dense layers see: the rows, or the last feature maps flattened
+        self.n_conv = 0
+        if channels:
+            stages = conv_stages(channels, kernel_sizes, strides, pool_sizes)
+            self.shapes = conv_shapes(image_shape, stages)  # [(C, H, W) of the input, after stage 0, ...]
+            if math.prod(self.shapes[0]) != int(n_features):
+                raise DataError(f"rows have {n_features} features, but image_shape {tuple(image_shape)} holds "
+                                f"{math.prod(self.shapes[0])} values")
+            self.config.update(image_shape=list(self.shapes[0]), channels=[s.out_channels for s in stages],
+                               kernel_sizes=[s.kernel_size for s in stages], strides=[s.stride for s in stages],
+                               pool_sizes=[s.pool for s in stages])
+            self.n_conv, flat = len(stages), math.prod(self.shapes[-1])
+        sizes = [flat, *hidden_layers]
+        self.encoder = linear_layers(sizes, init, generator)
+        self.mean = nn.Linear(sizes[-1], int(latent_dim))
+        self.logvar = nn.Linear(sizes[-1], int(latent_dim))
         for head in (self.mean, self.logvar):
             init_linear_(head.weight, head.bias, "xavier", generator)
-        self.decoder = linear_layers([int(latent_dim), *reversed(hidden_layers), int(n_features)], init, generator)
+        self.decoder = linear_layers([int(latent_dim), *reversed(sizes)], init, generator)
+        if self.n_conv:  # conv blocks first in the encoder, transposed layers last in the decoder
+            self.encoder = nn.ModuleList([*conv_encoder(self.shapes[0], stages, init, generator), *self.encoder])
+            self.decoder.extend(transposed_decoder(self.shapes, stages, init, generator))
         # log of the Gaussian decoder's standard deviation, one for all features (per-pixel scales collapse on
         # MNIST's always-black border pixels)
         self.log_scale = nn.Parameter(torch.zeros(())) if gaussian_decoder else None
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for layer in self.encoder:
+        if self.n_conv:
+            x = as_images(x, self.shapes[0])
+            for block in self.encoder[: self.n_conv]:
+                x = self.act(block(x))
+            x = x.flatten(1)  # (batch, C * h * w)
+        for layer in self.encoder[self.n_conv :]:
             x = self.act(layer(x))
         return self.mean(x), self.logvar(x)  # (batch, latent) each
 
@@ -71,11 +110,14 @@ class VariationalAutoencoder(AutoencoderModule):
 
     def decode(self, codings: torch.Tensor) -> torch.Tensor:
         h = codings
+        first_transposed = len(self.decoder) - self.n_conv
         for j, layer in enumerate(self.decoder):
+            if self.n_conv and j == first_transposed:
+                h = h.view(len(h), *self.shapes[-1])  # (batch, C, h, w)
             h = layer(h)
             if j < len(self.decoder) - 1:
                 h = self.act(h)
-        return h  # logits
+        return h.flatten(1)  # logits (batch, features)
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         target = None
