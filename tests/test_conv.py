@@ -282,3 +282,19 @@ def test_cifar10_refuses_other_pickled_code(tmp_path, monkeypatch):
     with pytest.raises(DataError, match="refusing to load the global"):
         aekit.load_dataset("cifar10", data_dir=tmp_path)
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_cli_conv_on_a_folder_of_colour_images(tmp_path, capsys):
+    from PIL import Image
+
+    folder = tmp_path / "images"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):
+        Image.fromarray(rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    run = tmp_path / "run"
+    assert main(["train", "--arch", "conv", "--data", str(folder), "--channels", "4,8", "--epochs", "1",
+                 "--out", str(run), "--quiet"]) == 0
+    assert aekit.load(run).model_.config["image_shape"] == [3, 9, 11]
+    assert main(["reconstruct", str(run), "--out", str(tmp_path / "r.npy")]) == 0
+    assert np.load(tmp_path / "r.npy").shape == (12, 3 * 9 * 11)
