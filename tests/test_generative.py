@@ -235,8 +235,8 @@ def test_parzen_matches_a_direct_computation():
 
 def test_parzen_picks_sigma_on_validation():
     rng = np.random.default_rng(0)
-    data = lambda n: rng.normal(0, 0.5, (n, 2))  # noqa: E731
-    result = parzen_evaluation(data(2000), data(500), data(500), sigmas=np.logspace(-2, 0.5, 26))
+    samples, X_val, X_test = (rng.normal(0, 0.5, (n, 2)) for n in (2000, 500, 500))
+    result = parzen_evaluation(samples, X_val, X_test, sigmas=np.logspace(-2, 0.5, 26))
     assert 0.05 < result["sigma"] < 0.5  # neither the smallest nor the largest bandwidth
     true_ll = -np.log(2 * np.pi * 0.25) - 1  # E[log N(x; 0, 0.25 I)] in 2-D
     assert result["parzen_ll"] == pytest.approx(true_ll, abs=0.15)
@@ -287,3 +287,24 @@ def test_cli_user_errors(tmp_path, capsys):
     assert "other settings (model)" in capsys.readouterr().err
     assert main(["train", "--model", "gsn", "--arch", "conv", "--out", str(tmp_path / "y")]) == 2
     assert "--arch conv does not apply to --model gsn" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # three Python processes start: ~10-20 s
+def test_aae_trains_data_parallel_with_both_networks_wrapped(tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node=2", "--rdzv-backend=c10d",
+           f"--rdzv-endpoint=127.0.0.1:{port}", "-m", "aekit.cli", "train", "--model", "aae", "--hidden", "16",
+           "--latent-dim", "2", "--discriminator", "8", "--epochs", "2", "--out", str(run), "--quiet"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+                            env={**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    est = aekit.load(run)
+    assert est.n_epochs_ == 2 and all(np.isfinite(r["discriminator"]) for r in est.history_)

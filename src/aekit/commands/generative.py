@@ -71,7 +71,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--prior", help="aae: gaussian, gaussian:STD, mixture:K[:RADIUS[:STD]] (default gaussian)")
     g.add_argument("--discriminator", type=_int_list, help="aae: discriminator layers (default 1000,1000)")
     g.add_argument("--adversarial-lr", type=float, help="aae: learning rate of the regularization updates "
-                                                        "(default --lr)")
+                                                        "(default 1e-4)")
     g.add_argument("--walkback", type=int, help="gsn: corruption-reconstruction steps per batch (default 3); "
                                                 "--noise is the chain's corruption (default saltpepper:0.4)")
 
