@@ -9,8 +9,9 @@ Variants (seconds per epoch):
   GEMMs per batch), nothing else;
 - naive: DataLoader(TensorDataset) + nn.Sequential + Adam + MSELoss, the plain PyTorch loop;
 - naive-fused: the same with Adam(fused=True);
-- keras: Keras 3 with the torch backend, model.fit (only if keras is installed: pip install keras);
+- keras: Keras 3 with the torch backend, model.fit (only if keras is installed: pip install -e '.[bench]');
 - sklearn: MLPRegressor(300, 150, 300), relu (it has no ELU), adam, batch 150, one epoch;
+  these two run in worker processes of their own (see :class:`Worker`), still interleaved round by round;
 - aekit / aekit-tied: aekit.Autoencoder(...).fit for one epoch (the whole call, set-up included);
 - the book's VAE (784-500-500-20) against its own GEMM floor.
 Inference: aekit's transform vs a naive ``model(x)`` loop over a DataLoader, rows/s.
@@ -131,6 +132,45 @@ def inference(X_np: np.ndarray, device: str, rounds: int) -> dict[str, float]:
     return {k: len(X_np) / statistics.median(v) for k, v in times.items()}
 
 
+class Worker:
+    """A variant that runs in its own process (Keras, scikit-learn): importing Keras 3 slows every torch op of
+    the process that imports it (this benchmark measured the floor at 1.51 s/epoch with it imported against
+    1.11 without), and scikit-learn's BLAS threads are another pool. The worker loads the data once, then runs
+    one epoch per line it reads and answers with the seconds it took, so the rounds stay interleaved."""
+
+    def __init__(self, kind: str, data_path: str) -> None:
+        self.proc = subprocess.Popen([sys.executable, __file__, "--worker", kind, data_path], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        self.kind = kind
+        self.ready = self.proc.stdout.readline().strip() == "ready"
+
+    def __call__(self) -> float:
+        self.proc.stdin.write("go\n")
+        self.proc.stdin.flush()
+        return float(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait()
+
+
+def worker(kind: str, path: str) -> None:
+    X = np.load(path)
+    if kind == "keras":
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+        try:
+            import keras  # noqa: F401
+        except ImportError:
+            print("missing", flush=True)
+            return
+    run = {"keras": keras_epoch, "sklearn": sklearn_epoch}[kind]
+    print("ready", flush=True)
+    for _ in sys.stdin:
+        t0 = time.perf_counter()
+        run(X)
+        print(time.perf_counter() - t0, flush=True)
+
+
 def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -151,33 +191,39 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--skip", default="", help="comma-separated words: variants whose name contains one are skipped")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_probe:
         return memory_probe(args.device, args.memory_probe)
+    if args.worker:
+        return worker(*args.worker)
     ds = aekit.load_dataset("mnist")
     X_np = ds.X_train
     X = torch.from_numpy(X_np).to(args.device)
-    variants = {
+    tmp = tempfile.TemporaryDirectory()
+    data_path = f"{tmp.name}/x.npy"
+    np.save(data_path, X_np)
+    variants: dict = {
         "floor (GEMMs only)": lambda: floor_epoch(X, REFERENCE_GEMMS),
         "naive PyTorch loop": lambda: naive_epoch(X, fused=False),
         "naive + fused Adam": lambda: naive_epoch(X, fused=True),
-        "sklearn MLPRegressor": lambda: sklearn_epoch(X_np),
         "aekit fit": lambda: aekit_epoch(X_np, args.device),
         "aekit fit, tied": lambda: aekit_epoch(X_np, args.device, tied=True),
         "VAE floor (784-500-500-20 GEMMs)": lambda: floor_epoch(X, VAE_GEMMS),
         "aekit VAE fit (784-500-500-20)": lambda: aekit_vae_epoch(X_np, args.device),
     }
-    if args.device != "cpu":
-        del variants["sklearn MLPRegressor"]
-    try:
-        os.environ.setdefault("KERAS_BACKEND", "torch")
-        import keras  # noqa: F401
-
-        variants["Keras 3 (torch backend)"] = lambda: keras_epoch(X_np)
-    except ImportError:
-        print("keras not installed: its row is skipped (pip install keras)")
-    for word in filter(None, args.skip.split(",")):
-        variants = {k: v for k, v in variants.items() if word.lower() not in k.lower()}
+    workers = {"sklearn MLPRegressor": "sklearn"} if args.device == "cpu" else {}
+    workers["Keras 3 (torch backend)"] = "keras"
+    skip = [w.lower() for w in args.skip.split(",") if w]
+    for name, kind in workers.items():
+        if any(w in name.lower() for w in skip):
+            continue
+        w = Worker(kind, data_path)
+        if w.ready:
+            variants[name] = w
+        else:
+            w.close()
+            print(f"{kind} not installed: its row is skipped (pip install -e '.[bench]')")
     aekit_epoch(X_np[:3000], args.device)  # warm-up (allocator, kernels, imports)
     times: dict[str, list[float]] = {k: [] for k in variants}
     for r in range(args.rounds):
@@ -185,8 +231,8 @@ def main() -> None:
         names = names if r % 2 == 0 else names[::-1]
         for name in names:
             t0 = time.perf_counter()
-            variants[name]()
-            times[name].append(time.perf_counter() - t0)
+            seconds = variants[name]()  # a worker answers with its own timing
+            times[name].append(seconds if isinstance(variants[name], Worker) else time.perf_counter() - t0)
             print(f"round {r + 1}: {name} {times[name][-1]:.2f} s", file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     floor, naive = med["floor (GEMMs only)"], med["naive PyTorch loop"]
@@ -203,10 +249,12 @@ def main() -> None:
     print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
     for name, rate in rates.items():
         print(f"| {name} | {rate:,.0f} |")
-    with tempfile.TemporaryDirectory() as tmp:
-        np.save(f"{tmp}/x.npy", X_np)
-        probe = subprocess.run([sys.executable, __file__, "--memory-probe", f"{tmp}/x.npy", "--device", args.device],
-                               capture_output=True, text=True, check=True).stdout.split()
+    for v in variants.values():
+        if isinstance(v, Worker):
+            v.close()
+    probe = subprocess.run([sys.executable, __file__, "--memory-probe", data_path, "--device", args.device],
+                           capture_output=True, text=True, check=True).stdout.split()
+    tmp.cleanup()
     base, peak, data_mb, model_mb = map(float, probe)
     print(f"\npeak RSS (fresh process): {base:.0f} MiB with python, torch, aekit and the {data_mb:.0f} MiB of MNIST "
           f"loaded; {peak:.0f} MiB after one aekit epoch: training added {peak - base:.0f} MiB, against "
