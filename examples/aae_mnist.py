@@ -34,7 +34,8 @@ def main() -> None:
     ap.add_argument("--latent", type=int, default=8)
     ap.add_argument("--prior", default="gaussian")
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--adv-lr", type=float, default=1e-4)
+    ap.add_argument("--discriminator-lr", type=float, default=1e-4)
+    ap.add_argument("--generator-lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=100)
     ap.add_argument("--minutes", type=float, default=25.0, help="training budget, wall clock")
     ap.add_argument("--samples", type=int, default=10000)
@@ -47,10 +48,11 @@ def main() -> None:
     aae = aekit.AdversarialAutoencoder(_ints(args.hidden), latent_dim=args.latent,
                                        discriminator_layers=_ints(args.discriminator), prior=args.prior,
                                        activation="relu", loss="bce", learning_rate=args.lr,
-                                       adversarial_learning_rate=args.adv_lr, batch_size=args.batch_size, epochs=0,
+                                       discriminator_learning_rate=args.discriminator_lr,
+                                       generator_learning_rate=args.generator_lr, batch_size=args.batch_size, epochs=0,
                                        warm_start=True, random_state=0, device="cpu", checkpoint_dir=args.out)
     print(f"AAE 784-{args.hidden}-{args.latent}, discriminator {args.latent}-{args.discriminator}-1, prior "
-          f"{args.prior}, Adam {args.lr}/{args.adv_lr}, batch {args.batch_size}, budget {args.minutes} "
+          f"{args.prior}, Adam {args.lr}, D {args.discriminator_lr}, G {args.generator_lr}, batch {args.batch_size}, budget {args.minutes} "
           f"min, {torch.get_num_threads()} thread", flush=True)
     budget, wall, cpu, epoch_time = 60 * args.minutes, time.perf_counter(), time.process_time(), 0.0
     while time.perf_counter() - wall + epoch_time <= budget:

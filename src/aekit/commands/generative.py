@@ -38,7 +38,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 _OWN = {
     "vae": {"latent_dim": "latent_dim", "beta": "beta", "binarize": "binarize"},
     "aae": {"latent_dim": "latent_dim", "prior": "prior", "discriminator_layers": "discriminator",
-            "adversarial_learning_rate": "adversarial_lr"},
+            "discriminator_learning_rate": "discriminator_lr", "generator_learning_rate": "generator_lr"},
     "gsn": {"noise": "noise", "walkback": "walkback", "tie_weights": "tie_weights",
             "coding_activation": "coding_activation"},
 }
@@ -48,7 +48,8 @@ _SHARED = ("hidden_layers", "activation", "init", "loss", "l2", "optimizer", "le
 _ONLY_FOR = {
     "latent_dim": ("--latent-dim", None, ("vae", "aae")), "beta": ("--beta", None, ("vae",)),
     "binarize": ("--binarize", None, ("vae",)), "prior": ("--prior", None, ("aae",)),
-    "discriminator": ("--discriminator", None, ("aae",)), "adversarial_lr": ("--adversarial-lr", None, ("aae",)),
+    "discriminator": ("--discriminator", None, ("aae",)), "discriminator_lr": ("--discriminator-lr", None, ("aae",)),
+    "generator_lr": ("--generator-lr", None, ("aae",)),
     "walkback": ("--walkback", None, ("gsn",)), "tie_weights": ("--tie-weights", False, ("ae", "gsn")),
     "noise": ("--noise", None, ("ae", "gsn")), "coding_activation": ("--coding-activation", None, ("ae", "gsn")),
     "sparsity": ("--sparsity", None, ("ae",)), "contractive": ("--contractive", None, ("ae",)),
@@ -70,8 +71,9 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
                    help="vae: train on binarized X, one fixed draw (static) or a new draw per batch (dynamic)")
     g.add_argument("--prior", help="aae: gaussian, gaussian:STD, mixture:K[:RADIUS[:STD]] (default gaussian)")
     g.add_argument("--discriminator", type=_int_list, help="aae: discriminator layers (default 1000,1000)")
-    g.add_argument("--adversarial-lr", type=float, help="aae: learning rate of the regularization updates "
-                                                        "(default 1e-4)")
+    g.add_argument("--discriminator-lr", type=float, help="aae: discriminator's learning rate (default 1e-4)")
+    g.add_argument("--generator-lr", type=float, help="aae: the encoder's learning rate against the discriminator "
+                                                      "(default 5e-4)")
     g.add_argument("--walkback", type=int, help="gsn: corruption-reconstruction steps per batch (default 3); "
                                                 "--noise is the chain's corruption (default saltpepper:0.4)")
 

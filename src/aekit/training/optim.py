@@ -51,8 +51,10 @@ def make_optimizer(
     learning_rate: float,
     l2: float = 0.0,
     momentum: float = 0.9,
+    betas: tuple[float, float] | None = None,
 ) -> torch.optim.Optimizer:
-    """An optimizer over ``params``; those also in ``regularized`` (weights, never biases) get decay ``l2``."""
+    """An optimizer over ``params``; those also in ``regularized`` (weights, never biases) get decay ``l2``.
+    ``betas`` (Adam/AdamW only; None: torch's (0.9, 0.999)), e.g. (0.5, 0.999) for adversarial updates."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
@@ -70,6 +72,8 @@ def make_optimizer(
     kwargs: dict = {"lr": learning_rate}
     if name == "sgd":
         kwargs["momentum"] = momentum
+    elif betas is not None:
+        kwargs["betas"] = tuple(betas)
     if all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params):
         kwargs["fused"] = True
     return cls(groups, **kwargs)
