@@ -21,13 +21,16 @@ LAUNCH = textwrap.dedent("""
     from aekit.training import steps
     at, sig, rank = int(os.environ.get("KILL_AT", "0")), int(os.environ.get("KILL_SIG", "9")), os.environ.get("KILL_RANK")
     if at and os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") == "0" and rank in (None, os.environ.get("RANK", "0")):
-        original, count = steps.ReconstructionStep.train_batch, [0]
-        def train_batch(self, x, y):
-            count[0] += 1
-            if count[0] == at:
-                os.kill(os.getpid(), sig)
-            return original(self, x, y)
-        steps.ReconstructionStep.train_batch = train_batch
+        count = [0]
+        def counting(original):
+            def train_batch(self, x, y):
+                count[0] += 1
+                if count[0] == at:
+                    os.kill(os.getpid(), sig)
+                return original(self, x, y)
+            return train_batch
+        for cls in (steps.ReconstructionStep, steps.DenseChainStep):  # the autograd step and the fast path
+            cls.train_batch = counting(cls.__dict__["train_batch"])
     from aekit.cli import main
     sys.exit(main(sys.argv[1:]))
 """)

@@ -20,7 +20,7 @@ from ..models.base import AEOutput, AutoencoderModule, build_model
 from ..nn.conv import image_shape3
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
-from ..training import ReconstructionStep, make_optimizer
+from ..training import ReconstructionStep, make_optimizer, reconstruction_step
 from ..training.distributed import distributed, is_main_process
 from ..training.greedy import Phase, greedy_pretrain
 from .base import TRAINING_PARAMETERS, TorchEstimator
@@ -320,7 +320,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
         params = list(params)
         optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
         objective = Objective(loss, self._penalties() if coding_layer else ())
-        return ReconstructionStep(distributed(module, params), objective, optimizer, corrupt=parse_noise(self.noise))
+        return reconstruction_step(distributed(module, params), objective, optimizer, corrupt=parse_noise(self.noise))
 
     def _make_step(self, model: AutoencoderModule) -> ReconstructionStep:
         return self._step(model, model.parameters(), model.regularized_weights(), self.learning_rate, self.loss)

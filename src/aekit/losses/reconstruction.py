@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..errors import AekitError
 from ..models.base import AEOutput
+from ..nn.chain import activate_, activation_backward_
 
 
 def _reduce(err: torch.Tensor, reduction: str) -> torch.Tensor:
@@ -45,6 +46,25 @@ def gaussian(output: AEOutput, target: torch.Tensor, reduction: str = "mean") ->
     err = 0.5 * z.pow(2) + log_scale + 0.5 * math.log(2 * math.pi)
     return err.mean() if reduction == "mean" else _reduce(err, reduction)
 
+
+def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``mse(activation(logits), target)`` (mean) and its gradient with respect to ``logits``, in one pass each
+    (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the reconstruction."""
+    reconstruction = activate_(logits, output_activation)
+    diff = reconstruction - target  # (batch, features)
+    flat = diff.reshape(-1)
+    loss = torch.dot(flat, flat) / flat.numel()
+    return loss, activation_backward_(diff.mul_(2.0 / flat.numel()), reconstruction, output_activation)
+
+
+def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """``bce`` from logits (mean) and its gradient ``(sigmoid(logits) - target) / n`` with respect to them."""
+    loss = F.binary_cross_entropy_with_logits(logits, target)
+    return loss, torch.sigmoid(logits).sub_(target).mul_(1.0 / logits.numel())
+
+
+# losses whose gradient the fast path computes by hand ("mean" reduction)
+LOSSES_WITH_GRAD = {"mse": mse_with_grad, "bce": bce_with_grad}
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "bce": bce, "gaussian": gaussian}
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..errors import AekitError
+from ..nn.chain import DenseChain, DenseLayer
 from ..nn.layers import activation as get_activation
 from ..nn.layers import linear_layers
 from ..nn.wta import LifetimeWTA
@@ -101,6 +102,29 @@ class DenseAutoencoder(AutoencoderModule):
         else:
             h = self.decoder[j](h)
         return h if k == 0 else self.act(h)
+
+    def pair_layers(self, k: int) -> tuple[DenseLayer, DenseLayer]:
+        """Pair ``k`` as two :class:`~aekit.nn.chain.DenseLayer` (what ``pair_encode`` and ``pair_decode`` compute),
+        for the hand-written fast path."""
+        j = len(self.encoder) - 1 - k
+        enc = self.encoder[k]
+        encode = DenseLayer(enc.weight, enc.bias, self.config["coding_activation"] or self.config["activation"]
+                            if k == len(self.encoder) - 1 else self.config["activation"])
+        if self.tie_weights:
+            decode_weight, decode_bias = enc.weight, self.decoder_biases[j]
+        else:
+            decode_weight, decode_bias = self.decoder[j].weight, self.decoder[j].bias
+        decode = DenseLayer(decode_weight, decode_bias, "linear" if k == 0 else self.config["activation"],
+                            transposed=self.tie_weights)
+        return encode, decode
+
+    def dense_chain(self) -> DenseChain | None:
+        """The whole model as a :class:`~aekit.nn.chain.DenseChain` (None with a winner-take-all coding filter,
+        which the fast path does not implement)."""
+        if self.coding_filter is not None:
+            return None
+        pairs = [self.pair_layers(k) for k in range(len(self.encoder))]
+        return DenseChain([e for e, _ in pairs] + [d for _, d in reversed(pairs)], self.output_activation)
 
     def pair_parameters(self, k: int) -> list[nn.Parameter]:
         j = len(self.encoder) - 1 - k

@@ -16,13 +16,14 @@ and ``load_pair(k, shallow)``. Pair k is encoder layer k with its mirror decoder
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..models.base import AEOutput
+from ..nn.chain import DenseChain
 from .loop import History, Step, map_batches, train
 
 
@@ -57,6 +58,17 @@ class LayerPair(nn.Module):
 
     def regularized_weights(self) -> list[nn.Parameter]:
         return [p for p in self.model.pair_parameters(self.k) if p.dim() > 1]
+
+    def dense_chain(self) -> DenseChain | None:
+        """This pair (after the frozen lower layers, with ``through_prefix``) as a hand-written fast-path chain,
+        when the model offers one."""
+        if not hasattr(self.model, "pair_layers"):
+            return None
+        prefix = [replace(self.model.pair_layers(i)[0], trainable=False) for i in range(self.k)] if (
+            self.through_prefix) else []
+        encode, decode = self.model.pair_layers(self.k)
+        return DenseChain([*prefix, encode, decode], self.model.pair_output_activation(self.k),
+                          target_index=len(prefix) if prefix else None)
 
 
 def greedy_pretrain(

@@ -11,34 +11,73 @@ from torch import nn
 from ..errors import AekitError
 
 class Adam(torch.optim.Adam):
-    """``torch.optim.Adam`` whose fused step skips the generic bookkeeping that torch redoes at every step (regroup
-    the tensors by device and dtype, re-check every option) when there is nothing for it to do: every parameter has
-    a gradient and its moments, one device and dtype per group, float settings, no AMSGrad/capturable/
-    differentiable. It then makes the same two calls as torch (step counters + 1, ``torch._fused_adam_``), so the
-    update is the same bit for bit; anything else goes through ``torch.optim.Adam.step``. On the book's MNIST
-    model this takes ~50-90 us off a step (a third to a half of a small layer pair's optimizer time)."""
+    """``torch.optim.Adam`` whose fused step skips the generic work torch redoes at every step (regroup the tensors
+    by device and dtype, re-check every option, profiler and hook bookkeeping) when there is nothing for it to do:
+    every parameter has a gradient and its moments, one device and dtype per group, float settings, no AMSGrad/
+    capturable/differentiable. It then makes the same two calls as torch (step counters + 1,
+    ``torch._fused_adam_``), so the update is the same bit for bit; anything else goes through
+    ``torch.optim.Adam.step``.
+
+    :meth:`fused_step` is that update on its own, without torch's step wrapper (profiler range, step hooks): the
+    tensor lists it passes are built once and reused for as long as the parameters, their ``.grad`` tensors and
+    the optimizer state stay the same objects (the fast training step writes gradients in place, so they do).
+    On the book's MNIST model this takes ~0.2 ms off a 3.5 ms step."""
+
+    _plan: list | None = None
 
     @torch.no_grad()
     def step(self, closure=None):  # type: ignore[override]
-        work = []
+        if closure is None and self.fused_step():
+            return None
+        return super().step(closure)
+
+    def fused_step(self) -> bool:
+        """Apply the update if the lean fused path applies (see the class); False, having done nothing, if not."""
+        plan = self._plan
+        if plan is None or any(p.grad is not g for entry in plan for p, g in zip(entry[1], entry[2])):
+            plan = self._plan = self._make_plan()
+            if plan is None:
+                return False
+        with torch.no_grad():
+            for group, params, grads, exp_avgs, exp_avg_sqs, steps in plan:
+                if not isinstance(group["lr"], float) or group["params"] is not params:
+                    self._plan = None
+                    return False
+                torch._foreach_add_(steps, 1)
+                beta1, beta2 = group["betas"]
+                torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False, lr=group["lr"],
+                                   beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
+                                   eps=group["eps"], maximize=group["maximize"])
+        return True
+
+    def _make_plan(self) -> list | None:
+        plan = []
         for group in self.param_groups:
             params = group["params"]
             states = [self.state.get(p) for p in params]
-            if (closure is not None or not group.get("fused") or group["amsgrad"] or group.get("capturable")
-                    or group.get("differentiable") or group.get("decoupled_weight_decay")
-                    or not isinstance(group["lr"], float) or any(p.grad is None or not s for p, s in zip(params, states))
+            if (not group.get("fused") or group["amsgrad"] or group.get("capturable") or group.get("differentiable")
+                    or group.get("decoupled_weight_decay") or not isinstance(group["lr"], float)
+                    or any(p.grad is None or not s for p, s in zip(params, states))
                     or len({(p.device, p.dtype) for p in params}) > 1):
-                return super().step(closure)
-            work.append((group, params, states))
-        for group, params, states in work:
-            steps = [s["step"] for s in states]
-            torch._foreach_add_(steps, 1)
-            beta1, beta2 = group["betas"]
-            torch._fused_adam_(params, [p.grad for p in params], [s["exp_avg"] for s in states],
-                               [s["exp_avg_sq"] for s in states], [], steps, amsgrad=False, lr=group["lr"],
-                               beta1=float(beta1), beta2=float(beta2), weight_decay=group["weight_decay"],
-                               eps=group["eps"], maximize=group["maximize"])
-        return None
+                return None
+            plan.append((group, params, [p.grad for p in params], [s["exp_avg"] for s in states],
+                         [s["exp_avg_sq"] for s in states], [s["step"] for s in states]))
+        return plan
+
+    def load_state_dict(self, state_dict) -> None:  # type: ignore[override]
+        self._plan = None  # the state tensors are replaced
+        super().load_state_dict(state_dict)
+
+    def add_param_group(self, param_group) -> None:  # type: ignore[override]
+        self._plan = None
+        super().add_param_group(param_group)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
+    """``optimizer.step()``, through :meth:`Adam.fused_step` when it applies (no per-step wrapper work)."""
+    fused_step = getattr(optimizer, "fused_step", None)
+    if fused_step is None or not fused_step():
+        optimizer.step()
 
 
 OPTIMIZERS = {"adam": Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}

@@ -1,0 +1,114 @@
+"""The hand-written fast path (aekit.nn.chain + DenseChainStep) against autograd on the same model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.losses.objective import Objective
+from aekit.losses.penalties import KLSparsity
+from aekit.models.dense import DenseAutoencoder
+from aekit.training import DenseChainStep, ReconstructionStep, make_optimizer, reconstruction_step
+from aekit.training.greedy import LayerPair
+
+
+def _data(n=32, d=12, seed=0):
+    return torch.rand(n, d, generator=torch.Generator().manual_seed(seed))
+
+
+def _autograd_grads(module, objective, x, target):
+    module.zero_grad(set_to_none=True)
+    terms = objective(module(x), target, x, module)
+    terms["loss"].backward()
+    return float(terms["loss"].detach()), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+def _chain_grads(module, objective, x, target):
+    for p in module.parameters():
+        p.grad = None
+    chain = module.dense_chain()
+    outputs = chain.forward(x)
+    if chain.target_index is not None:
+        target = outputs[chain.target_index]
+    from aekit.losses.reconstruction import LOSSES_WITH_GRAD
+
+    loss, grad = LOSSES_WITH_GRAD[objective.reconstruction_name](outputs[-1], target, chain.output_activation)
+    chain.backward(outputs, grad)
+    return float(loss), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("activation", ["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("loss,output", [("mse", "linear"), ("mse", "sigmoid"), ("bce", "sigmoid")])
+def test_gradients_equal_autograd(activation, tied, loss, output):
+    torch.manual_seed(0)
+    model = DenseAutoencoder(12, [9, 5, 3], activation=activation, tie_weights=tied, output_activation=output,
+                             coding_activation="tanh", seed=1).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn_like(p))  # biases off zero, so every term of the gradient shows
+    x = _data().double()
+    objective = Objective(loss)
+    loss_a, grads_a = _autograd_grads(model, objective, x, x)
+    loss_c, grads_c = _chain_grads(model, objective, x, x)
+    assert loss_c == pytest.approx(loss_a, rel=1e-12)
+    assert grads_a.keys() == grads_c.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.parametrize("through_prefix", [False, True])
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_layer_pair_chain_equals_autograd(k, through_prefix):
+    model = DenseAutoencoder(12, [9, 5, 3], seed=2).double()
+    pair = LayerPair(model, k, through_prefix=through_prefix)
+    x = _data(seed=3).double()
+    inputs = x if through_prefix else model.encode_prefix(x, k).detach()
+    loss_a, grads_a = _autograd_grads(pair, Objective("mse"), inputs, inputs)
+    loss_c, grads_c = _chain_grads(pair, Objective("mse"), inputs, inputs)
+    assert loss_c == pytest.approx(loss_a, rel=1e-12)
+    trained = {f"model.{n}" for n, p in model.named_parameters() if any(p is q for q in model.pair_parameters(k))}
+    assert set(grads_c) == trained  # frozen lower layers get no gradient
+    for name in grads_a:
+        torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_step_choice():
+    model = DenseAutoencoder(12, [6, 3], seed=0)
+    opt = make_optimizer("adam", model.parameters(), [], 1e-3)
+    assert type(reconstruction_step(model, Objective("mse"), opt)) is DenseChainStep
+    assert type(reconstruction_step(model, Objective("bce"), opt)) is DenseChainStep
+    assert type(reconstruction_step(model, Objective("mse", [KLSparsity(0.1, 1.0)]), opt)) is ReconstructionStep
+    assert type(reconstruction_step(model, Objective("gaussian"), opt)) is ReconstructionStep
+    wta = DenseAutoencoder(12, [6, 3], wta=0.1, seed=0)
+    assert type(reconstruction_step(wta, Objective("mse"), opt)) is ReconstructionStep
+
+
+def test_training_matches_autograd_step():
+    """A few epochs through the fast step and through autograd end at the same weights (float32 rounding)."""
+    X = _data(200, 12, seed=4)
+    results = []
+    for step_class in (DenseChainStep, ReconstructionStep):
+        model = DenseAutoencoder(12, [8, 4], tie_weights=True, seed=5)
+        opt = make_optimizer("adam", model.parameters(), model.regularized_weights(), 1e-2, l2=1e-3)
+        step = (DenseChainStep(model, model.dense_chain(), Objective("mse"), opt) if step_class is DenseChainStep
+                else ReconstructionStep(model, Objective("mse"), opt))
+        from aekit.training import train
+
+        history = train(step, X, epochs=3, batch_size=20, generator=torch.Generator().manual_seed(0))
+        results.append(([p.detach().clone() for p in model.parameters()], history[-1]["loss"]))
+    (w_fast, loss_fast), (w_auto, loss_auto) = results
+    assert loss_fast == pytest.approx(loss_auto, rel=1e-4)
+    for a, b in zip(w_fast, w_auto):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_estimator_uses_fast_path_and_is_deterministic():
+    X = np.random.default_rng(0).random((120, 10)).astype(np.float32)
+    a = aekit.Autoencoder((6, 3), epochs=2, batch_size=30, random_state=0, noise="gaussian:0.1").fit(X)
+    b = aekit.Autoencoder((6, 3), epochs=2, batch_size=30, random_state=0, noise="gaussian:0.1").fit(X)
+    assert type(a._make_step(a.model_)) is DenseChainStep
+    np.testing.assert_array_equal(a.transform(X), b.transform(X))
+    assert a.history_[-1]["loss"] < a.history_[0]["loss"]
