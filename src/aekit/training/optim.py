@@ -21,7 +21,7 @@ class Adam(torch.optim.Adam):
     :meth:`fused_step` is that update on its own, without torch's step wrapper (profiler range, step hooks): the
     tensor lists it passes are built once and reused for as long as the parameters, their ``.grad`` tensors and
     the optimizer state stay the same objects (the fast training step writes gradients in place, so they do).
-    On the book's MNIST model this takes ~0.2 ms off a 3.5 ms step."""
+    Python and dispatch work per step: ~0.17 ms through torch's wrapper and regrouping, ~0.03 ms here (cProfile)."""
 
     _plan: list | None = None
 
