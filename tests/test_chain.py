@@ -9,8 +9,9 @@ import torch
 import aekit
 from aekit.losses.objective import Objective
 from aekit.losses.penalties import KLSparsity
+from aekit.losses.reconstruction import LOSSES_WITH_GRAD
 from aekit.models.dense import DenseAutoencoder
-from aekit.training import DenseChainStep, ReconstructionStep, make_optimizer, reconstruction_step
+from aekit.training import DenseChainStep, ReconstructionStep, make_optimizer, reconstruction_step, train
 from aekit.training.greedy import LayerPair
 
 
@@ -32,8 +33,6 @@ def _chain_grads(module, objective, x, target):
     outputs = chain.forward(x)
     if chain.target_index is not None:
         target = outputs[chain.target_index]
-    from aekit.losses.reconstruction import LOSSES_WITH_GRAD
-
     loss, grad = LOSSES_WITH_GRAD[objective.reconstruction_name](outputs[-1], target, chain.output_activation)
     chain.backward(outputs, grad)
     return float(loss), {n: p.grad.clone() for n, p in module.named_parameters() if p.grad is not None}
@@ -95,8 +94,6 @@ def test_training_matches_autograd_step():
         opt = make_optimizer("adam", model.parameters(), model.regularized_weights(), 1e-2, l2=1e-3)
         step = (DenseChainStep(model, model.dense_chain(), Objective("mse"), opt) if step_class is DenseChainStep
                 else ReconstructionStep(model, Objective("mse"), opt))
-        from aekit.training import train
-
         history = train(step, X, epochs=3, batch_size=20, generator=torch.Generator().manual_seed(0))
         results.append(([p.detach().clone() for p in model.parameters()], history[-1]["loss"]))
     (w_fast, loss_fast), (w_auto, loss_auto) = results
