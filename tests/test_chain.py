@@ -11,6 +11,7 @@ from aekit.losses.objective import Objective
 from aekit.losses.penalties import KLSparsity
 from aekit.losses.reconstruction import LOSSES_WITH_GRAD
 from aekit.models.dense import DenseAutoencoder
+from aekit.models.hashing import HashingAutoencoder
 from aekit.training import DenseChainStep, ReconstructionStep, make_optimizer, reconstruction_step, train
 from aekit.training.greedy import LayerPair
 
@@ -83,6 +84,9 @@ def test_step_choice():
     assert type(reconstruction_step(model, Objective("gaussian"), opt)) is ReconstructionStep
     wta = DenseAutoencoder(12, [6, 3], wta=0.1, seed=0)
     assert type(reconstruction_step(wta, Objective("mse"), opt)) is ReconstructionStep
+    hasher = HashingAutoencoder(12, [6], n_bits=3, seed=0)  # noisy codings in its own encode: not a plain chain
+    assert hasher.dense_chain() is None
+    assert type(reconstruction_step(hasher, Objective("mse"), opt)) is ReconstructionStep
 
 
 def test_training_matches_autograd_step():

@@ -54,6 +54,7 @@ class DenseAutoencoder(AutoencoderModule):
         self.output_activation = output_activation
         self.act = get_activation(activation)
         self.coding_act = get_activation(coding_activation or activation)
+        self._activation_names = (activation, coding_activation or activation)  # hidden layers, innermost encoder layer
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
         sizes = [int(n_features), *hidden_layers]
         self.encoder = linear_layers(sizes, init, generator)
@@ -89,9 +90,14 @@ class DenseAutoencoder(AutoencoderModule):
             x = self.pair_encode(x, i)
         return x
 
+    def pair_activations(self, k: int) -> tuple[str, str]:
+        """Names of pair ``k``'s activations: its encoder layer's (the coding activation for the innermost pair) and
+        its decoder layer's ("linear" for pair 0, whose outputs are logits)."""
+        hidden, coding = self._activation_names
+        return (coding if k == len(self.encoder) - 1 else hidden), ("linear" if k == 0 else hidden)
+
     def pair_encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        act = self.coding_act if k == len(self.encoder) - 1 else self.act
-        return act(self.encoder[k](x))
+        return get_activation(self.pair_activations(k)[0])(self.encoder[k](x))
 
     def pair_decode(self, h: torch.Tensor, k: int) -> torch.Tensor:
         """Decoder layer mirroring encoder layer ``k``: logits for ``k == 0``, else activations."""
@@ -101,27 +107,27 @@ class DenseAutoencoder(AutoencoderModule):
             h = torch.addmm(self.decoder_biases[j], h, self.encoder[k].weight)
         else:
             h = self.decoder[j](h)
-        return h if k == 0 else self.act(h)
+        return get_activation(self.pair_activations(k)[1])(h)
 
     def pair_layers(self, k: int) -> tuple[DenseLayer, DenseLayer]:
         """Pair ``k`` as two :class:`~aekit.nn.chain.DenseLayer` (what ``pair_encode`` and ``pair_decode`` compute),
         for the hand-written fast path."""
         j = len(self.encoder) - 1 - k
         enc = self.encoder[k]
-        encode = DenseLayer(enc.weight, enc.bias, self.config["coding_activation"] or self.config["activation"]
-                            if k == len(self.encoder) - 1 else self.config["activation"])
+        encode_activation, decode_activation = self.pair_activations(k)
         if self.tie_weights:
             decode_weight, decode_bias = enc.weight, self.decoder_biases[j]
         else:
             decode_weight, decode_bias = self.decoder[j].weight, self.decoder[j].bias
-        decode = DenseLayer(decode_weight, decode_bias, "linear" if k == 0 else self.config["activation"],
-                            transposed=self.tie_weights)
-        return encode, decode
+        return (DenseLayer(enc.weight, enc.bias, encode_activation),
+                DenseLayer(decode_weight, decode_bias, decode_activation, transposed=self.tie_weights))
 
     def dense_chain(self) -> DenseChain | None:
-        """The whole model as a :class:`~aekit.nn.chain.DenseChain` (None with a winner-take-all coding filter,
-        which the fast path does not implement)."""
-        if self.coding_filter is not None:
+        """The whole model as a :class:`~aekit.nn.chain.DenseChain`; None with a winner-take-all coding filter, which
+        the fast path does not implement, or in a subclass that computes something else in ``encode``, ``decode``
+        or ``forward`` (the semantic hasher's noisy codings)."""
+        own = all(getattr(type(self), name) is getattr(DenseAutoencoder, name) for name in ("encode", "decode", "forward"))
+        if self.coding_filter is not None or not own:
             return None
         pairs = [self.pair_layers(k) for k in range(len(self.encoder))]
         return DenseChain([e for e, _ in pairs] + [d for _, d in reversed(pairs)], self.output_activation)
@@ -139,12 +145,11 @@ class DenseAutoencoder(AutoencoderModule):
     def shallow_autoencoder(self, k: int, seed: int | None = None) -> DenseAutoencoder:
         """A separate one-hidden-layer autoencoder with the shapes and activations of pair ``k``."""
         cfg = self.config
-        last = k == len(self.encoder) - 1
         sizes = [cfg["n_features"], *cfg["hidden_layers"]]
         return DenseAutoencoder(
             sizes[k], [sizes[k + 1]], activation=cfg["activation"], init=cfg["init"], tie_weights=cfg["tie_weights"],
             output_activation=cfg["output_activation"] if k == 0 else cfg["activation"],
-            coding_activation=(cfg["coding_activation"] or cfg["activation"]) if last else cfg["activation"], seed=seed,
+            coding_activation=self.pair_activations(k)[0], seed=seed,
         )
 
     @torch.no_grad()
