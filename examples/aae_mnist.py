@@ -17,6 +17,7 @@ import argparse
 import time
 
 import torch
+from _budget import train_within  # examples/_budget.py
 
 import aekit
 from aekit.evaluation import parzen_evaluation
@@ -54,16 +55,9 @@ def main() -> None:
     print(f"AAE 784-{args.hidden}-{args.latent}, discriminator {args.latent}-{args.discriminator}-1, prior "
           f"{args.prior}, Adam {args.lr}, D {args.discriminator_lr}, G {args.generator_lr}, batch {args.batch_size}, budget {args.minutes} "
           f"min, {torch.get_num_threads()} thread", flush=True)
-    budget, wall, cpu, epoch_time = 60 * args.minutes, time.perf_counter(), time.process_time(), 0.0
-    while time.perf_counter() - wall + epoch_time <= budget:
-        t0 = time.perf_counter()
-        aae.set_params(epochs=aae.n_epochs_ + 1 if hasattr(aae, "model_") else 1).fit(X_train)
-        epoch_time = time.perf_counter() - t0
-        r = aae.history_[-1]
-        print(f"epoch {r['epoch']}: reconstruction {r['reconstruction']:.4f}, discriminator {r['discriminator']:.3f}, "
-              f"generator {r['generator']:.3f}, D accuracy {r['prior_accuracy']:.3f}, {epoch_time:.1f} s", flush=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"training: {aae.n_epochs_} epochs, {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU min", flush=True)
+    train_within(aae, X_train, args.minutes, lambda r, _: (
+        f"reconstruction {r['reconstruction']:.4f}, discriminator {r['discriminator']:.3f}, "
+        f"generator {r['generator']:.3f}, D accuracy {r['prior_accuracy']:.3f}"))
     Z = aae.transform(X_val)
     print(f"codings of held-out images: mean {Z.mean(0).round(2).tolist()}, std {Z.std(0).round(2).tolist()} "
           "(prior: 0, 1)", flush=True)

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 import torch
+from _budget import train_within  # examples/_budget.py
 
 import aekit
 from aekit.evaluation import parzen_evaluation
@@ -43,16 +44,8 @@ def main() -> None:
                     device="cpu", checkpoint_dir=args.out)
     print(f"GSN 784-{args.hidden}-784 {args.activation}, noise {args.noise}, walkback {args.walkback}, Adam "
           f"{args.lr}, budget {args.minutes} min, {torch.get_num_threads()} thread", flush=True)
-    budget, wall, cpu, epoch_time = 60 * args.minutes, time.perf_counter(), time.process_time(), 0.0
-    while time.perf_counter() - wall + epoch_time <= budget:
-        t0 = time.perf_counter()
-        gsn.set_params(epochs=gsn.n_epochs_ + 1 if hasattr(gsn, "model_") else 1).fit(X_train)
-        epoch_time = time.perf_counter() - t0
-        r = gsn.history_[-1]
-        print(f"epoch {r['epoch']}: loss {r['loss']:.4f} (first reconstruction {r['reconstruction']:.4f}, "
-              f"walkback {r.get('walkback', 0.0):.4f}), {epoch_time:.1f} s", flush=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"training: {gsn.n_epochs_} epochs, {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU min", flush=True)
+    train_within(gsn, X_train, args.minutes, lambda r, _: (
+        f"loss {r['loss']:.4f} (first reconstruction {r['reconstruction']:.4f}, walkback {r.get('walkback', 0.0):.4f})"))
 
     chain = gsn.sample_chain(10, steps=args.steps, random_state=0)  # (steps, 10, 784)
     every = max(1, args.steps // 10)

@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import torch
+from _budget import train_within  # examples/_budget.py
 
 import aekit
 from aekit.data import binarize
@@ -41,24 +42,16 @@ def main() -> None:
     vae = aekit.VariationalAutoencoder(hidden, latent_dim=args.latent, activation=args.activation, init="he",
                                        binarize="dynamic", batch_size=args.batch_size, learning_rate=1e-3, epochs=0,
                                        warm_start=True, random_state=0, device="cpu", checkpoint_dir=args.out)
-    budget = 60 * args.minutes
-    wall, cpu = time.perf_counter(), time.process_time()
-    epoch_time = 0.0
     print(f"784-{args.hidden}-{args.latent} {args.activation}, dynamic binarization, batch {args.batch_size}, "
           f"budget {args.minutes} min, {torch.get_num_threads()} thread", flush=True)
-    while True:
-        elapsed = time.perf_counter() - wall
-        if elapsed + epoch_time > budget:
-            break
-        lr = 1e-3 if elapsed < 0.6 * budget else 3e-4 if elapsed < 0.85 * budget else 1e-4
-        t0 = time.perf_counter()
-        vae.set_params(epochs=vae.n_epochs_ + 1 if hasattr(vae, "model_") else 1, learning_rate=lr).fit(ds.X_train)
-        epoch_time = time.perf_counter() - t0
-        r = vae.history_[-1]
-        print(f"epoch {r['epoch']}: loss {r['loss']:.2f} (reconstruction {r['reconstruction']:.2f}, KL {r['kl']:.2f})"
-              f", lr {lr:g}, {epoch_time:.1f} s", flush=True)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    print(f"training: {vae.n_epochs_} epochs, {wall / 60:.1f} min wall, {cpu / 60:.1f} CPU min", flush=True)
+    budget = 60 * args.minutes
+
+    def schedule(elapsed: float) -> dict:  # step the learning rate down over the budget
+        return {"learning_rate": 1e-3 if elapsed < 0.6 * budget else 3e-4 if elapsed < 0.85 * budget else 1e-4}
+
+    train_within(vae, ds.X_train, args.minutes, lambda r, p: (
+        f"loss {r['loss']:.2f} (reconstruction {r['reconstruction']:.2f}, KL {r['kl']:.2f}), lr {p['learning_rate']:g}"),
+        schedule)
 
     X_test = binarize(ds.X_test[: args.rows], seed=0)  # one fixed binarization of the test set
     neg_elbo = -vae.elbo(X_test, n_samples=1, random_state=0)
