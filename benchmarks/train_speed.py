@@ -16,7 +16,10 @@ Variants (seconds per epoch):
 - sklearn: MLPRegressor(300, 150, 300), relu (it has no ELU), adam, batch 150, one epoch;
   these two run in worker processes of their own (see :class:`Worker`), still interleaved round by round;
 - aekit / aekit-tied: aekit.Autoencoder(...).fit for one epoch (the whole call, set-up included);
-- the book's VAE (784-500-500-20) against its own GEMM floor.
+- the book's VAE (784-500-500-20) against its own GEMM floor;
+- on CUDA also: aekit with its step kept eager (``AEKIT_CUDA_GRAPHS=0``), and the floor's GEMMs captured as one
+  CUDA graph replayed per batch (eager, the floor is mostly kernel launches at these sizes); aekit's epoch is
+  also given against that graph floor.
 Inference: aekit's transform vs a naive ``model(x)`` loop over a DataLoader, rows/s.
 """
 
@@ -47,20 +50,32 @@ REFERENCE_GEMMS = list(zip(SIZES[:-1], SIZES[1:]))
 VAE_GEMMS = [(784, 500), (500, 500), (500, 40), (20, 500), (500, 500), (500, 784)]
 
 
-def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]]) -> None:
+def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = False) -> None:
     """Each layer's forward GEMM, its weight-gradient GEMM and (except the first layer) its input-gradient
-    GEMM, at the batch's shapes, with nothing else."""
+    GEMM, at the batch's shapes, with nothing else. ``graph`` (CUDA): one batch's GEMMs captured as a CUDA graph
+    and replayed per batch, so kernel launches cost nothing either (the GPU's true floor)."""
     n = len(X)
     Ws = [torch.randn(o, i, device=X.device) * 0.01 for i, o in gemms]
     hs = [torch.randn(BATCH, i, device=X.device) for i, _ in gemms]
-    for _ in range(0, n, BATCH):
+    gs = [torch.randn(BATCH, W.shape[0], device=X.device) for W in Ws]
+
+    def batch() -> None:
         for W, h in zip(Ws, hs):  # forward
             h @ W.T
-        for k, (W, h) in enumerate(zip(Ws, hs)):  # backward
-            g = torch.empty(BATCH, W.shape[0], device=X.device)
+        for k, (W, h, g) in enumerate(zip(Ws, hs, gs)):  # backward
             g.T @ h
             if k:
                 g @ W
+
+    if graph:
+        batch()  # warm-up outside the capture
+        torch.cuda.synchronize()
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
+            batch()
+        batch = g.replay
+    for _ in range(0, n, BATCH):
+        batch()
     if X.device.type == "cuda":
         torch.cuda.synchronize()
 
@@ -106,8 +121,10 @@ def sklearn_epoch(X: np.ndarray) -> None:
         MLPRegressor(hidden_layer_sizes=(300, 150, 300), solver="adam", batch_size=BATCH, max_iter=1, random_state=0).fit(X, X)
 
 
-def aekit_epoch(X: np.ndarray, device: str, tied: bool = False) -> None:
+def aekit_epoch(X: np.ndarray, device: str, tied: bool = False, cuda_graphs: bool = True) -> None:
+    os.environ["AEKIT_CUDA_GRAPHS"] = "1" if cuda_graphs else "0"  # read when the step is made
     aekit.Autoencoder((300, 150), tie_weights=tied, epochs=1, batch_size=BATCH, random_state=0, device=device).fit(X)
+    os.environ["AEKIT_CUDA_GRAPHS"] = "1"
 
 
 def aekit_vae_epoch(X: np.ndarray, device: str) -> None:
@@ -212,9 +229,13 @@ def main() -> None:
         "naive + fused Adam": lambda: naive_epoch(X, fused=True),
         "aekit fit": lambda: aekit_epoch(X_np, args.device),
         "aekit fit, tied": lambda: aekit_epoch(X_np, args.device, tied=True),
+        "aekit fit, no CUDA graph": lambda: aekit_epoch(X_np, args.device, cuda_graphs=False),
+        "floor as one CUDA graph per batch": lambda: floor_epoch(X, REFERENCE_GEMMS, graph=True),
         "VAE floor (784-500-500-20 GEMMs)": lambda: floor_epoch(X, VAE_GEMMS),
         "aekit VAE fit (784-500-500-20)": lambda: aekit_vae_epoch(X_np, args.device),
     }
+    if not args.device.startswith("cuda"):  # CUDA graphs: GPU only
+        variants = {k: v for k, v in variants.items() if "CUDA graph" not in k}
     workers = {"sklearn MLPRegressor": "sklearn"} if args.device == "cpu" else {}
     workers["Keras 3 (torch backend)"] = "keras"
     skip = [w.lower() for w in args.skip.split(",") if w]
@@ -262,6 +283,10 @@ def main() -> None:
         x_floor = ratio.get(name, 1.0)
         vs_naive = "" if "VAE" in name else f"{naive / x_floor:.2f}"
         print(f"| {name} | {m:.2f} | {len(X_np) / m:,.0f} | {x_floor:.2f} | {vs_naive} |")
+    graph_floor = med.get("floor as one CUDA graph per batch")
+    if graph_floor:
+        print("\nagainst the floor as one CUDA graph per batch (ratio of medians): " + ", ".join(
+            f"{name} {m / graph_floor:.2f}x" for name, m in med.items() if name.startswith("aekit fit")))
     rates = inference(X_np, args.device, args.rounds)
     print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
     for name, rate in rates.items():

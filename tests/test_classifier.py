@@ -51,7 +51,7 @@ def encoder_state(module):
 
 def test_encoder_is_copied_and_scratch_is_not(ae, digits_labelled):
     X, y, X_test, _ = digits_labelled
-    pretrained = aekit.PretrainedClassifier(ae, epochs=0, random_state=0).fit(X, y)
+    pretrained = aekit.PretrainedClassifier(ae, epochs=0, random_state=0, device="cpu").fit(X, y)
     assert np.array_equal(pretrained.encode(X_test), ae.transform(X_test))  # same weights and activations
     scratch = aekit.PretrainedClassifier(ae, pretrain=False, epochs=0, random_state=0).fit(X, y)
     assert scratch.model_.config == pretrained.model_.config  # the identical network ...
@@ -63,7 +63,8 @@ def test_encoder_is_copied_and_scratch_is_not(ae, digits_labelled):
 def test_frozen_layers_stay_bit_identical(ae, digits_labelled, freeze, n_frozen):
     X, y, *_ = digits_labelled
     before = encoder_state(ae.model_)
-    clf = aekit.PretrainedClassifier(ae, freeze=freeze, hidden_layers=(16,), epochs=3, random_state=0).fit(X, y)
+    clf = aekit.PretrainedClassifier(ae, freeze=freeze, hidden_layers=(16,), epochs=3, random_state=0,
+                                     device="cpu").fit(X, y)
     assert clf.n_frozen_ == n_frozen
     after = clf.model_.encoder
     for k in range(2):

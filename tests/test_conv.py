@@ -172,13 +172,13 @@ def test_greedy_separate_stacks_the_shallow_autoencoders(coding_size):
     shallow = est.shallow_autoencoders_
     assert len(shallow) == est.model_.n_pairs == 2 + (coding_size is not None)
     with torch.no_grad():  # the stack = shallow encoders in order, their decoders in reverse order
-        h = torch.from_numpy(X)
+        h = torch.from_numpy(X).to(est.device_)
         for ae in shallow:
             h = ae.encode(h)
-        assert np.allclose(est.transform(X), h.numpy(), atol=1e-5)
+        assert np.allclose(est.transform(X), h.cpu().numpy(), atol=1e-5)
         for ae in reversed(shallow):
             h = ae.output(ae.decode(h))
-        assert np.allclose(est.predict(X), h.numpy(), atol=1e-5)
+        assert np.allclose(est.predict(X), h.cpu().numpy(), atol=1e-5)
 
 
 def test_greedy_phases_freeze_the_lower_conv_layers():

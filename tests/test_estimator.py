@@ -56,7 +56,7 @@ def test_linear_autoencoder_finds_pca_subspace():
     est = aekit.Autoencoder((2,), activation="linear", learning_rate=0.01, batch_size=m, epochs=1000,
                             random_state=0).fit(X)
     pca = PCA(2).fit(X)
-    W = est.model_.decoder[0].weight.detach().numpy()  # (3, 2): columns span the decoder's image
+    W = est.model_.decoder[0].weight.detach().cpu().numpy()  # (3, 2): columns span the decoder's image
     assert np.degrees(subspace_angles(W, pca.components_.T)).max() < 1.0
     pca_mse = np.mean((pca.inverse_transform(pca.transform(X)) - X) ** 2)
     assert -est.score(X) == pytest.approx(pca_mse, rel=0.01)

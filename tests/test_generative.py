@@ -52,10 +52,11 @@ def test_k1_importance_sampling_is_an_elbo_estimate(vae, digits):
 
 def test_dynamic_binarization_reconstructs_binary_draws(vae, digits):
     model = vae.model_.train()
-    out = model(torch.from_numpy(digits[0][:50]))
+    x = torch.from_numpy(digits[0][:50]).to(vae.device_)
+    out = model(x)
     assert out.target is not None and set(out.target.unique().tolist()) <= {0.0, 1.0}
     model.eval()
-    assert model(torch.from_numpy(digits[0][:50])).target is None
+    assert model(x).target is None
 
 
 def test_static_binarization_is_one_seeded_draw(digits):
@@ -118,7 +119,7 @@ def _changed(before, module):
 def test_each_update_moves_only_its_own_network(aae, digits):
     model = aae.model_.train()
     step = aae._make_step(model)
-    x = torch.from_numpy(digits[0][:64])
+    x = torch.from_numpy(digits[0][:64]).to(aae.device_)
     encoder = {n for n, _ in model.named_parameters() if n.startswith("autoencoder.encoder")}
     decoder = {n for n, _ in model.named_parameters() if n.startswith("autoencoder.decoder")}
     discriminator = {n for n, _ in model.named_parameters() if n.startswith("discriminator")}

@@ -49,14 +49,14 @@ def test_stacked_model_equals_composition_of_shallow_autoencoders(digits):
     est = aekit.Autoencoder((32, 16, 8), pretrain="greedy", greedy_strategy="separate", phase_epochs=2,
                             random_state=0).fit(X)
     ae1, ae2, ae3 = est.shallow_autoencoders_
-    x = torch.from_numpy(X[:50])
+    x = torch.from_numpy(X[:50]).to(est.device_)
     with torch.no_grad():
         h1 = ae1.encode(x)
         h2 = ae2.encode(h1)
         inner = ae2.output(ae2.decode(ae3.reconstruct(h2)))
         composed = ae1.output(ae1.decode(inner))
-    assert np.allclose(est.predict(X[:50]), composed.numpy(), atol=1e-6)
-    assert np.allclose(est.transform(X[:50]), ae3.encode(h2).detach().numpy(), atol=1e-6)
+    assert np.allclose(est.predict(X[:50]), composed.cpu().numpy(), atol=1e-6)
+    assert np.allclose(est.transform(X[:50]), ae3.encode(h2).detach().cpu().numpy(), atol=1e-6)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])

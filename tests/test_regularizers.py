@@ -122,7 +122,7 @@ def test_contractive_penalty_trains_a_flatter_encoder(digits):
     kw = dict(hidden_layers=(32,), coding_activation="sigmoid", epochs=15, random_state=0)
     plain = aekit.Autoencoder(**kw).fit(X)
     cae = aekit.Autoencoder(**kw, contractive=0.1).fit(X)
-    x = torch.from_numpy(X_test)
+    x = torch.from_numpy(X_test).to(cae.device_)
     assert jacobian_frobenius(cae.model_, x).mean() < jacobian_frobenius(plain.model_, x).mean()
 
 

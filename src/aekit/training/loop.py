@@ -148,7 +148,7 @@ def train(
                 generator.set_state(position.shuffle_state)
             epoch_start_state = generator.get_state()
             perm = torch.randperm(len(X), generator=generator)[:n][rank::n_ranks].to(X.device)
-            totals = {k: torch.tensor(v, dtype=torch.float64) for k, v in position.totals.items()}
+            totals = {k: torch.tensor(v, dtype=torch.float64, device=X.device) for k, v in position.totals.items()}
             first_step = position.step
             bar.set_description(f"{description} epoch {epoch + 1}/{epochs}", refresh=False)
             for b in range(first_step, n_batches):

@@ -32,8 +32,11 @@ class Adam(torch.optim.Adam):
             return None
         return super().step(closure)
 
-    def fused_step(self) -> bool:
-        """Apply the update if the lean fused path applies (see the class); False, having done nothing, if not."""
+    def fused_step(self, found_inf: torch.Tensor | None = None) -> bool:
+        """Apply the update if the lean fused path applies (see the class); False, having done nothing, if not.
+        ``found_inf``: a 0-d float tensor on the parameters' device; where it is 1 the kernel leaves parameters,
+        moments and step counters as they were (torch's AMP mechanism), so a step can refuse a NaN update without
+        reading the loss on the host first (a captured CUDA graph, see :mod:`aekit.training.steps`)."""
         plan = self._plan if self._plan is not None else self._make_plan()
         if plan is None:
             return False
@@ -52,7 +55,10 @@ class Adam(torch.optim.Adam):
                 beta1, beta2 = group["betas"]
                 torch._fused_adam_(params, group_grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
                                    lr=group["lr"], beta1=float(beta1), beta2=float(beta2),
-                                   weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"])
+                                   weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
+                                   found_inf=found_inf)
+                if found_inf is not None:
+                    torch._foreach_sub_(steps, [found_inf] * len(steps))
         return True
 
     def _make_plan(self) -> list | None:
