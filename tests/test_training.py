@@ -146,3 +146,27 @@ def test_lean_fused_adam_matches_torch_adam_bit_for_bit(l2, inplace_grads):
 
     for mine, theirs in zip(run(Adam), run(torch.optim.Adam)):
         assert torch.equal(mine, theirs)
+
+
+@pytest.mark.parametrize("gpus, local_size, local, device, expected", [
+    (0, 2, 1, "auto", "cpu"),
+    (1, 2, 1, "auto", "cpu"),  # two processes, one GPU: nccl cannot share it, so auto means the CPU
+    (2, 2, 1, "auto", "cuda:1"),
+    (2, 2, 1, None, "cuda:1"),
+    (2, 2, 0, "cpu", "cpu"),
+    (1, 2, 1, "cuda", "a GPU of its own, and it has 1"),  # asked for: a clear error, not a CUDA traceback
+    (0, 1, 0, "cuda", "a GPU of its own, and it has 0"),
+])
+def test_each_torchrun_process_gets_its_own_device(monkeypatch, gpus, local_size, local, device, expected):
+    from aekit.errors import AekitError
+    from aekit.training.distributed import rank_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    monkeypatch.setenv("LOCAL_RANK", str(local))
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_size))
+    if expected.startswith(("cpu", "cuda")):
+        assert rank_device(device) == expected
+    else:
+        with pytest.raises(AekitError, match=expected):
+            rank_device(device)

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..errors import AekitError
+
 
 def world() -> tuple[int, int]:
     """(rank, world size); (0, 1) outside a process group."""
@@ -25,18 +27,31 @@ def is_main_process() -> bool:
     return world()[0] == 0
 
 
+def rank_device(device: str | None = None) -> str:
+    """This torchrun process's device: ``cuda:LOCAL_RANK`` when CUDA is asked for, or with "auto"/None when this
+    machine has a GPU for each of its processes (nccl refuses two processes on one GPU); else ``cpu``."""
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", str(local + 1)))
+    n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if not (device in (None, "auto") and n_gpus >= local_size or str(device).startswith("cuda")):
+        return "cpu"
+    if local >= n_gpus:
+        raise AekitError(f"process {local} of this machine needs a GPU of its own, and it has {n_gpus}: start at "
+                         f"most {n_gpus} per machine (torchrun --nproc-per-node {n_gpus}), or train on the CPU "
+                         "with --device cpu")
+    return f"cuda:{local}"
+
+
 def init_from_env(device: str | None = None) -> str | None:
     """Join the process group torchrun describes (``WORLD_SIZE`` > 1); returns the device this rank should use
-    (``cuda:LOCAL_RANK`` with nccl when CUDA is asked for or available, else ``cpu`` with gloo)."""
+    (``cuda:LOCAL_RANK`` with nccl when CUDA is asked for, or with "auto" when this machine has a GPU for each
+    of its processes; else ``cpu`` with gloo)."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or torch.distributed.is_initialized():
         return device
-    use_cuda = torch.cuda.is_available() and device in (None, "auto") or str(device).startswith("cuda")
+    device = rank_device(device)
+    use_cuda = device.startswith("cuda")
     if use_cuda:
-        local = int(os.environ.get("LOCAL_RANK", "0"))
-        torch.cuda.set_device(local)
-        device = f"cuda:{local}"
-    else:
-        device = "cpu"
+        torch.cuda.set_device(device)
     # A fresh key prefix per torchrun restart: otherwise a restarted rank can read the addresses that the
     # previous round's (dead) workers left in the shared store and fail to connect.
     store, rank, size = next(torch.distributed.rendezvous("env://"))
