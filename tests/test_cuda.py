@@ -96,6 +96,19 @@ def test_vae_trains_through_a_graph(digits, replays, monkeypatch):
     assert graphed.history_[-1]["loss"] < graphed.history_[0]["loss"]
 
 
+def test_graph_draws_fresh_noise_at_each_replay(digits):
+    """A VAE's sampling inside the graph must not replay the draws it was captured with."""
+    X = torch.from_numpy(digits[0][:50]).to(CUDA)
+    vae = aekit.VariationalAutoencoder((32,), latent_dim=4, epochs=0, random_state=0, device="cuda").fit(digits[0])
+    step = vae._make_step(vae.model_)
+    for group in step.optimizer.param_groups:
+        group["lr"] = 0.0  # the weights stay put: only the draws can change the loss
+    losses = [float(step.train_batch(X, X)["loss"]) for _ in range(6)]
+    assert step.captured is not None
+    replayed = losses[2:]  # the first two steps run eagerly (the optimizer's state appears at the first)
+    assert len(set(replayed)) == len(replayed), losses
+
+
 def test_one_graph_serves_every_epoch():
     X = _data()
     model, step = _model_and_step(True)

@@ -157,6 +157,8 @@ class TorchEstimator(BaseEstimator):
                     totals={k[len("position.totals."):]: float(v) for k, v in state.items()
                             if k.startswith("position.totals.")})
                 torch.set_rng_state(state["rng.torch"])
+                if "rng.cuda" in state and self.device_.type == "cuda":  # noise drawn on the GPU resumes too
+                    torch.cuda.set_rng_state(state["rng.cuda"], self.device_)
             else:
                 start = Position(epoch=self.n_epochs_)
                 if not self.history_:
@@ -197,6 +199,8 @@ class TorchEstimator(BaseEstimator):
         tensors, groups = optimizer_state_tensors(step.optimizer)
         tensors["rng.shuffle"] = position.shuffle_state
         tensors["rng.torch"] = torch.get_rng_state()
+        if self.device_.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device_)
         tensors["position.epoch"] = torch.tensor(position.epoch)
         tensors["position.step"] = torch.tensor(position.step)
         for name, value in position.totals.items():
