@@ -172,7 +172,8 @@ def optimizer_state_tensors(optimizer: torch.optim.Optimizer, prefix: str = "opt
     tensors = {}
     for idx, slots in sd["state"].items():
         for name, value in slots.items():
-            tensors[f"{prefix}.{idx}.{name}"] = value if torch.is_tensor(value) else torch.tensor(value)
+            # (a step counter is a view into the optimizer's one counter tensor: saved as a tensor of its own)
+            tensors[f"{prefix}.{idx}.{name}"] = value.clone() if torch.is_tensor(value) else torch.tensor(value)
     return tensors, json.dumps(sd["param_groups"])
 
 

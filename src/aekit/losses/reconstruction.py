@@ -47,17 +47,22 @@ def gaussian(output: AEOutput, target: torch.Tensor, reduction: str = "mean") ->
     return err.mean() if reduction == "mean" else _reduce(err, reduction)
 
 
-def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
+                  overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``mse(activation(logits), target)`` (mean) and its gradient with respect to ``logits``, in one pass each
-    (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the reconstruction."""
+    (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the reconstruction,
+    and with ``overwrite`` (nothing needs the logits afterwards) by the gradient itself where the output is
+    linear, which saves allocating a batch-sized buffer."""
     reconstruction = activate_(logits, output_activation)
-    diff = reconstruction - target  # (batch, features)
+    in_place = overwrite and output_activation == "linear"
+    diff = reconstruction.sub_(target) if in_place else reconstruction - target  # (batch, features)
     flat = diff.reshape(-1)
     loss = torch.dot(flat, flat) / flat.numel()
     return loss, activation_backward_(diff.mul_(2.0 / flat.numel()), reconstruction, output_activation)
 
 
-def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str) -> tuple[torch.Tensor, torch.Tensor]:
+def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
+                  overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """``bce`` from logits (mean) and its gradient ``(sigmoid(logits) - target) / n`` with respect to them."""
     loss = F.binary_cross_entropy_with_logits(logits, target)
     return loss, torch.sigmoid(logits).sub_(target).mul_(1.0 / logits.numel())

@@ -50,20 +50,22 @@ class Adam(torch.optim.Adam):
             if any(g is None for g in grads[-1]):
                 return False  # torch's step skips those parameters
         with torch.no_grad():
-            for (group, params, exp_avgs, exp_avg_sqs, steps), group_grads in zip(plan, grads):
-                torch._foreach_add_(steps, 1)
+            for (group, params, exp_avgs, exp_avg_sqs, steps, counters), group_grads in zip(plan, grads):
+                counters.add_(1)  # every parameter's step counter: one op (torch: a foreach over 0-d tensors)
                 beta1, beta2 = group["betas"]
                 torch._fused_adam_(params, group_grads, exp_avgs, exp_avg_sqs, [], steps, amsgrad=False,
                                    lr=group["lr"], beta1=float(beta1), beta2=float(beta2),
                                    weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"],
                                    found_inf=found_inf)
                 if found_inf is not None:
-                    torch._foreach_sub_(steps, [found_inf] * len(steps))
+                    counters.sub_(found_inf)
         return True
 
     def _make_plan(self) -> list | None:
-        """Per group: (group, params, exp_avgs, exp_avg_sqs, steps), or None if the lean path does not apply (a
-        parameter without optimizer state yet, mixed devices or dtypes, an option it does not implement)."""
+        """Per group: (group, params, exp_avgs, exp_avg_sqs, steps, counters), or None if the lean path does not
+        apply (a parameter without optimizer state yet, mixed devices or dtypes, an option it does not implement).
+        The group's step counters become views into one tensor, ``counters``, so that one op counts them all;
+        each parameter still has a 0-d ``step`` tensor of its own, which torch's generic step counts as before."""
         plan = []
         for group in self.param_groups:
             params = group["params"]
@@ -72,8 +74,13 @@ class Adam(torch.optim.Adam):
                     or group.get("decoupled_weight_decay") or not isinstance(group["lr"], float)
                     or not all(states) or len({(p.device, p.dtype) for p in params}) > 1):
                 return None
+            if any(s["step"].dim() != 0 or s["step"].device != params[0].device for s in states):
+                return None
+            counters = torch.stack([s["step"] for s in states])
+            for k, s in enumerate(states):
+                s["step"] = counters[k]
             plan.append((group, params, [s["exp_avg"] for s in states], [s["exp_avg_sq"] for s in states],
-                         [s["step"] for s in states]))
+                         [s["step"] for s in states], counters))
         return plan
 
     def load_state_dict(self, state_dict) -> None:  # type: ignore[override]

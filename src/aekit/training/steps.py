@@ -115,7 +115,9 @@ class DenseChainStep(ReconstructionStep):
         outputs = self.chain.forward(seen)
         if self.chain.target_index is not None:
             targets = outputs[self.chain.target_index]
-        loss, grad = self.loss_with_grad(outputs[-1], targets, self.chain.output_activation)
+        # the backward reads the last layer's output only to differentiate a non-linear activation of its own
+        overwrite = self.chain.layers[-1].activation == "linear" and targets is not outputs[-1]
+        loss, grad = self.loss_with_grad(outputs[-1], targets, self.chain.output_activation, overwrite=overwrite)
         return loss, lambda: self.chain.backward(outputs, grad)
 
     def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
