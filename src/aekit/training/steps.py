@@ -1,5 +1,6 @@
 """Steps: what one batch of training does. The loop calls ``train_batch`` and ``eval_batch`` and knows nothing
-else about the model; a family with an unusual update (adversarial) brings its own step."""
+else about the model; a family with an unusual update (adversarial) brings its own step. On CUDA a step's
+whole update is captured once as a CUDA graph and replayed (:class:`CapturedStep`)."""
 
 from __future__ import annotations
 
