@@ -29,7 +29,7 @@ LAUNCH = textwrap.dedent("""
                     os.kill(os.getpid(), sig)
                 return original(self, x, y)
             return train_batch
-        for cls in (steps.ReconstructionStep, steps.DenseChainStep):  # the autograd step and the fast path
+        for cls in (steps.ReconstructionStep, steps.HandWrittenStep):  # the autograd step and the fast paths
             cls.train_batch = counting(cls.__dict__["train_batch"])
     from aekit.cli import main
     sys.exit(main(sys.argv[1:]))

@@ -18,7 +18,7 @@ from ..errors import DataError
 from ..losses import Objective
 from ..models.base import AutoencoderModule, build_model
 from ..registry import register_estimator
-from ..training import ReconstructionStep, make_optimizer
+from ..training import ReconstructionStep, make_optimizer, reconstruction_step
 from ..training.distributed import distributed
 from .autoencoder import Autoencoder, _ints
 
@@ -155,7 +155,7 @@ class VariationalAutoencoder(Autoencoder):
         optimizer = make_optimizer(self.optimizer, model.parameters(), model.regularized_weights(),
                                    self.learning_rate, self.l2)
         # per-image sums: the loss is the negative ELBO in nats
-        return ReconstructionStep(distributed(model), Objective(self.loss, reduction="sum"), optimizer)
+        return reconstruction_step(distributed(model), Objective(self.loss, reduction="sum"), optimizer)
 
     @property
     def _n_features_out(self) -> int:

@@ -47,28 +47,38 @@ def gaussian(output: AEOutput, target: torch.Tensor, reduction: str = "mean") ->
     return err.mean() if reduction == "mean" else _reduce(err, reduction)
 
 
+def _count(x: torch.Tensor, reduction: str) -> int:
+    """What the summed errors are divided by: every element ("mean") or the rows ("sum": per-row sums averaged
+    over the batch, the VAE's nats per image)."""
+    if reduction not in ("mean", "sum"):
+        raise AekitError(f"the hand-written losses reduce by 'mean' or 'sum', not {reduction!r}")
+    return x.numel() if reduction == "mean" else len(x)
+
+
 def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
-                  overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``mse(activation(logits), target)`` (mean) and its gradient with respect to ``logits``, in one pass each
-    (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the reconstruction,
-    and with ``overwrite`` (nothing needs the logits afterwards) by the gradient itself where the output is
-    linear, which saves allocating a batch-sized buffer."""
+                  overwrite: bool = False, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """``mse(activation(logits), target, reduction)`` and its gradient with respect to ``logits``, in one pass
+    each (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the
+    reconstruction, and with ``overwrite`` (nothing needs the logits afterwards) by the gradient itself where the
+    output is linear, which saves allocating a batch-sized buffer."""
     reconstruction = activate_(logits, output_activation)
     in_place = overwrite and output_activation == "linear"
     diff = reconstruction.sub_(target) if in_place else reconstruction - target  # (batch, features)
-    flat = diff.reshape(-1)
-    loss = torch.dot(flat, flat) / flat.numel()
-    return loss, activation_backward_(diff.mul_(2.0 / flat.numel()), reconstruction, output_activation)
+    flat, n = diff.reshape(-1), _count(diff, reduction)
+    loss = torch.dot(flat, flat) / n
+    return loss, activation_backward_(diff.mul_(2.0 / n), reconstruction, output_activation)
 
 
 def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
-                  overwrite: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """``bce`` from logits (mean) and its gradient ``(sigmoid(logits) - target) / n`` with respect to them."""
-    loss = F.binary_cross_entropy_with_logits(logits, target)
-    return loss, torch.sigmoid(logits).sub_(target).mul_(1.0 / logits.numel())
+                  overwrite: bool = False, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
+    """``bce`` from logits and its gradient ``(sigmoid(logits) - target) / n`` with respect to them."""
+    n = _count(logits, reduction)
+    loss = (F.binary_cross_entropy_with_logits(logits, target) if reduction == "mean"
+            else F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / n)
+    return loss, torch.sigmoid(logits).sub_(target).mul_(1.0 / n)
 
 
-# losses whose gradient the fast path computes by hand ("mean" reduction)
+# losses whose gradient the fast path computes by hand ("mean" or "sum" reduction)
 LOSSES_WITH_GRAD = {"mse": mse_with_grad, "bce": bce_with_grad}
 
 RECONSTRUCTION_LOSSES: dict[str, Callable[..., torch.Tensor]] = {"mse": mse, "bce": bce, "gaussian": gaussian}

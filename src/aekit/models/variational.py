@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import DataError
+from ..nn.chain import DenseChain, DenseLayer, VariationalChain, supports
 from ..nn.conv import (
     as_images,
     conv_encoder,
@@ -107,6 +108,24 @@ class VariationalAutoencoder(AutoencoderModule):
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_distribution(x)[0]  # the mean: deterministic codings for transform
+
+    def variational_chain(self) -> VariationalChain | None:
+        """The model for the hand-written fast path (:class:`~aekit.nn.chain.VariationalChain`), or None where it
+        does not apply: conv layers, a Gaussian decoder, an activation without a hand-written derivative, or a
+        subclass that computes something else."""
+        own = all(getattr(type(self), name) is getattr(VariationalAutoencoder, name)
+                  for name in ("encode_distribution", "decode", "forward"))
+        act = self.config["activation"]
+        if self.n_conv or self.log_scale is not None or not own or not (supports(act) and supports(self.output_activation)):
+            return None
+        last = len(self.decoder) - 1
+        return VariationalChain(
+            DenseChain([DenseLayer(layer.weight, layer.bias, act) for layer in self.encoder]),
+            DenseLayer(self.mean.weight, self.mean.bias, "linear"),
+            DenseLayer(self.logvar.weight, self.logvar.bias, "linear"),
+            DenseChain([DenseLayer(layer.weight, layer.bias, act if j < last else "linear")
+                        for j, layer in enumerate(self.decoder)], self.output_activation),
+            beta=self.config["beta"], binarize=self.config["dynamic_binarization"])
 
     def decode(self, codings: torch.Tensor) -> torch.Tensor:
         h = codings

@@ -102,29 +102,97 @@ class DenseChain:
         return outputs
 
     @torch.no_grad()
-    def backward(self, outputs: Sequence[torch.Tensor], grad: torch.Tensor) -> None:
+    def backward(self, outputs: Sequence[torch.Tensor], grad: torch.Tensor, input_grad: bool = False
+                 ) -> torch.Tensor | None:
         """Given ``grad`` = d loss / d (last layer's output) (overwritten), set ``.grad`` of every trainable layer's weight and bias
-        (allocated on first use, then overwritten in place each step)."""
+        (allocated on first use, then overwritten in place each step). ``input_grad``: also return d loss / d input
+        (a chain fed by something trainable, as a VAE's decoder is by the sampled codings)."""
         layers = self.layers
-        first = next((k for k, layer in enumerate(layers) if layer.trainable), len(layers))
+        first = 0 if input_grad else next((k for k, layer in enumerate(layers) if layer.trainable), len(layers))
         written: set[int] = set()
         for k in range(len(layers) - 1, first - 1, -1):
             layer, h = layers[k], outputs[k]  # h: the layer's input (batch, in)
             activation_backward_(grad, outputs[k + 1], layer.activation)  # now d loss / d pre-activation
-            # weight grad: grad.T @ h, (out, in); a transposed layer's weight is (in, out): h.T @ grad
-            a, b = (h.T, grad) if layer.transposed else (grad.T, h)
-            weight_grad = _grad_buffer(layer.weight)
-            if id(layer.weight) in written:
-                weight_grad.addmm_(a, b)
-            else:
-                torch.mm(a, b, out=weight_grad)
-                written.add(id(layer.weight))
-            torch.sum(grad, 0, out=_grad_buffer(layer.bias))
-            if k > first:
+            if layer.trainable:
+                # weight grad: grad.T @ h, (out, in); a transposed layer's weight is (in, out): h.T @ grad
+                a, b = (h.T, grad) if layer.transposed else (grad.T, h)
+                weight_grad = _grad_buffer(layer.weight)
+                if id(layer.weight) in written:
+                    weight_grad.addmm_(a, b)
+                else:
+                    torch.mm(a, b, out=weight_grad)
+                    written.add(id(layer.weight))
+                torch.sum(grad, 0, out=_grad_buffer(layer.bias))
+            if k > first or input_grad:
                 grad = grad @ (layer.weight.T if layer.transposed else layer.weight)  # (batch, in)
+        return grad if input_grad else None
 
 
 def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
     if param.grad is None or param.grad.shape != param.shape:
         param.grad = torch.zeros_like(param)
     return param.grad
+
+
+@dataclass
+class VariationalPass:
+    """What :meth:`VariationalChain.forward` computed, for its backward: the input the encoder saw (drawn
+    binary under dynamic binarization), every layer's output, the codings' mean, log-variance, standard deviation
+    and noise, and the batch-mean KL divergence to N(0, I) (before ``beta``)."""
+
+    inputs: torch.Tensor
+    encoder: list[torch.Tensor]
+    mean: torch.Tensor
+    logvar: torch.Tensor
+    std: torch.Tensor
+    eps: torch.Tensor
+    decoder: list[torch.Tensor]
+    kl: torch.Tensor
+
+
+@dataclass(frozen=True)
+class VariationalChain:
+    """A dense variational autoencoder for the hand-written fast path: the ``encoder`` chain (input -> last
+    hidden layer), the linear ``mean`` and ``logvar`` heads, the reparameterized codings ``z = mean + std * eps``,
+    the ``decoder`` chain (codings -> logits, its output activation for the reconstruction); the KL term
+    ``0.5 * sum(exp(logvar) + mean^2 - 1 - logvar)`` per row, averaged over the batch (as
+    :func:`aekit.models.variational.gaussian_kl`), weighted by ``beta``. ``binarize``: each batch is drawn as a
+    Bernoulli image first (dynamic binarization), which is also the target. Random draws come in the autograd
+    model's order (the binary image, then the noise), so both paths see the same numbers."""
+
+    encoder: DenseChain
+    mean: DenseLayer
+    logvar: DenseLayer
+    decoder: DenseChain
+    beta: float = 1.0
+    binarize: bool = False
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> VariationalPass:
+        if self.binarize:
+            x = torch.bernoulli(x)
+        encoder = self.encoder.forward(x)
+        h = encoder[-1]
+        mean = torch.addmm(self.mean.bias, h, self.mean.weight.T)
+        logvar = torch.addmm(self.logvar.bias, h, self.logvar.weight.T)
+        std = torch.exp(0.5 * logvar)
+        eps = torch.randn_like(mean)
+        decoder = self.decoder.forward(torch.addcmul(mean, std, eps))
+        kl = 0.5 * (logvar.exp() + mean.pow(2) - 1.0 - logvar).sum(dim=1).mean()
+        return VariationalPass(x, encoder, mean, logvar, std, eps, decoder, kl)
+
+    @torch.no_grad()
+    def backward(self, p: VariationalPass, grad: torch.Tensor) -> None:
+        """Given ``grad`` = d reconstruction loss / d logits (overwritten), set every weight's and bias's ``.grad``
+        for the loss ``reconstruction + beta * kl``."""
+        dz = self.decoder.backward(p.decoder, grad, input_grad=True)  # (batch, latent)
+        c = self.beta / len(dz)
+        grad_mean = dz.add(p.mean, alpha=c)  # d/dmean: dz + beta * mean / batch
+        # d/dlogvar: dz * eps * std / 2 + beta * (exp(logvar) - 1) / (2 * batch)
+        grad_logvar = (dz * p.eps).mul_(p.std).mul_(0.5).add_(p.logvar.exp().sub_(1.0), alpha=0.5 * c)
+        h = p.encoder[-1]
+        for head, g in ((self.mean, grad_mean), (self.logvar, grad_logvar)):
+            torch.mm(g.T, h, out=_grad_buffer(head.weight))
+            torch.sum(g, 0, out=_grad_buffer(head.bias))
+        grad_h = torch.addmm(grad_mean @ self.mean.weight, grad_logvar, self.logvar.weight)  # (batch, hidden)
+        self.encoder.backward(p.encoder, grad_h)

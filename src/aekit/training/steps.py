@@ -14,7 +14,7 @@ import torch
 from ..losses.objective import Objective
 from ..losses.reconstruction import LOSSES_WITH_GRAD
 from ..models.base import AutoencoderModule
-from ..nn.chain import DenseChain
+from ..nn.chain import DenseChain, VariationalChain
 from .distributed import unwrap, world
 from .optim import Adam, optimizer_step
 
@@ -90,14 +90,42 @@ class ReconstructionStep:
         return self.objective(self.model(inputs), targets, inputs, unwrap(self.model))
 
 
-class DenseChainStep(ReconstructionStep):
+class HandWrittenStep(ReconstructionStep):
+    """A step whose model computes its own gradients (no autograd), written in place into the same ``.grad``
+    tensors each step: subclasses give :meth:`loss_and_backward`. Evaluation is the ordinary path; on CUDA the
+    step is captured as a graph like the autograd one's."""
+
+    writes_grads_in_place = True
+
+    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
+                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
+        """Forward and loss terms; returns the terms and a function that writes the gradients (the backward)."""
+        raise NotImplementedError
+
+    def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms, backward = self.loss_and_backward(seen, targets)
+        backward()
+        return terms
+
+    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        seen = self.corrupt(inputs) if self.corrupt is not None else inputs
+        captured = self._captured(seen, targets) if seen.is_cuda and self.cuda_graphs else None
+        if captured is not None:
+            return captured(seen, targets)
+        terms, backward = self.loss_and_backward(seen, targets)
+        value = float(terms["loss"])
+        if not math.isfinite(value):
+            raise NonFiniteLoss(f"loss is {value}")
+        backward()
+        optimizer_step(self.optimizer)
+        return terms
+
+
+class DenseChainStep(HandWrittenStep):
     """:class:`ReconstructionStep` for a stack of dense layers trained on a plain reconstruction loss, without
     autograd: the chain's forward, the loss and its gradient in one pass each, the chain's hand-written backward
     (gradients written in place), the optimizer step. Same update up to float rounding; ~10% faster on the
-    book's model (see :mod:`aekit.nn.chain`). Evaluation is the ordinary path; on CUDA the step is captured as
-    a graph like the autograd one's."""
-
-    writes_grads_in_place = True
+    book's model (see :mod:`aekit.nn.chain`)."""
 
     def __init__(
         self,
@@ -111,33 +139,45 @@ class DenseChainStep(ReconstructionStep):
         super().__init__(model, objective, optimizer, corrupt, cuda_graphs)
         self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
 
-    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, Callable[[], None]]:
-        """Forward and loss; returns the loss and a function that writes the gradients (the backward)."""
+    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
+                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
         outputs = self.chain.forward(seen)
         if self.chain.target_index is not None:
             targets = outputs[self.chain.target_index]
         # the backward reads the last layer's output only to differentiate a non-linear activation of its own
         overwrite = self.chain.layers[-1].activation == "linear" and targets is not outputs[-1]
-        loss, grad = self.loss_with_grad(outputs[-1], targets, self.chain.output_activation, overwrite=overwrite)
-        return loss, lambda: self.chain.backward(outputs, grad)
+        loss, grad = self.loss_with_grad(outputs[-1], targets, self.chain.output_activation, overwrite=overwrite,
+                                         reduction=self.objective.reduction)
+        return {"reconstruction": loss, "loss": loss}, lambda: self.chain.backward(outputs, grad)
 
-    def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        loss, backward = self.loss_and_backward(seen, targets)
-        backward()
-        return {"reconstruction": loss, "loss": loss}
 
-    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        seen = self.corrupt(inputs) if self.corrupt is not None else inputs
-        captured = self._captured(seen, targets) if seen.is_cuda and self.cuda_graphs else None
-        if captured is not None:
-            return captured(seen, targets)
-        loss, backward = self.loss_and_backward(seen, targets)
-        value = float(loss)
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"loss is {value}")
-        backward()
-        optimizer_step(self.optimizer)
-        return {"reconstruction": loss, "loss": loss}
+class VariationalChainStep(HandWrittenStep):
+    """The dense VAE's step without autograd (:class:`~aekit.nn.chain.VariationalChain`): the negative ELBO
+    ``reconstruction + beta * kl`` (per image, "sum" reduction) and its gradients by hand. The same terms as the
+    autograd step (``reconstruction``, ``kl`` already times beta, ``loss``), the same random draws."""
+
+    def __init__(
+        self,
+        model: AutoencoderModule,
+        chain: VariationalChain,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        cuda_graphs: bool | None = None,
+    ) -> None:
+        super().__init__(model, objective, optimizer, None, cuda_graphs)
+        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
+
+    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
+                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
+        chain = self.chain
+        p = chain.forward(seen)
+        target = p.inputs if chain.binarize else targets  # a drawn binary image is its own target
+        logits = p.decoder[-1]
+        overwrite = chain.decoder.layers[-1].activation == "linear" and target is not logits
+        reconstruction, grad = self.loss_with_grad(logits, target, chain.decoder.output_activation,
+                                                   overwrite=overwrite, reduction=self.objective.reduction)
+        kl = p.kl * chain.beta
+        return {"reconstruction": reconstruction, "kl": kl, "loss": reconstruction + kl}, lambda: chain.backward(p, grad)
 
 
 class CapturedStep:
@@ -217,12 +257,18 @@ def reconstruction_step(
     optimizer: torch.optim.Optimizer,
     corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ReconstructionStep:
-    """The step for ``model``: :class:`DenseChainStep` when the model is a dense chain (it has ``dense_chain()``)
-    trained on MSE or BCE ("mean") with no penalty terms, in a single process and without anomaly detection;
+    """The step for ``model``, in a single process, without penalty terms or anomaly detection, on MSE or BCE:
+    :class:`DenseChainStep` when the model is a dense chain (``dense_chain()``) trained with "mean" reduction;
+    :class:`VariationalChainStep` for a dense VAE (``variational_chain()``, "sum" reduction, no input noise);
     otherwise the autograd :class:`ReconstructionStep`."""
-    chain = getattr(model, "dense_chain", None)
-    chain = chain() if chain is not None else None
-    if (chain is None or objective.penalties or objective.reduction != "mean" or world()[1] > 1
-            or objective.reconstruction_name not in LOSSES_WITH_GRAD or torch.is_anomaly_enabled()):
-        return ReconstructionStep(model, objective, optimizer, corrupt)
-    return DenseChainStep(model, chain, objective, optimizer, corrupt)
+    if (not objective.penalties and world()[1] == 1 and objective.reconstruction_name in LOSSES_WITH_GRAD
+            and not torch.is_anomaly_enabled()):
+        if objective.reduction == "mean" and hasattr(model, "dense_chain"):
+            chain = model.dense_chain()
+            if chain is not None:
+                return DenseChainStep(model, chain, objective, optimizer, corrupt)
+        if objective.reduction == "sum" and corrupt is None and hasattr(model, "variational_chain"):
+            vae = model.variational_chain()
+            if vae is not None:
+                return VariationalChainStep(model, vae, objective, optimizer)
+    return ReconstructionStep(model, objective, optimizer, corrupt)
