@@ -7,6 +7,9 @@ and the median of those per-round ratios.
 
     AEKIT_DATA_DIR=../shared/data python benchmarks/train_speed.py [--rounds 5] [--device cpu]
 
+A second table splits the per-round ratios by state: quiet where both neighbouring floors ran within 15% of that
+floor's fastest epoch in the run, slow where neither did, mixed (counted, not used) where the state switched.
+
 Variants (seconds per epoch):
 - floor: the model's matmuls alone at the batch's shapes (4 forward, 4 weight-gradient and 3 input-gradient
   GEMMs per batch), nothing else;
@@ -211,6 +214,22 @@ def memory_probe(device: str, path: str) -> None:
     print(f"{base:.0f} {_peak_rss_mib():.0f} {X.nbytes / 2**20:.0f} {params * 4 * 4 / 2**20:.1f}")
 
 
+def print_by_state(ratios: dict[str, list[float]], neighbours: dict[str, tuple[float, float]],
+                   times: dict[str, list[float]]) -> None:
+    """Per-round ratios split by the machine's state (see the module's docstring): a round is quiet when both
+    floors around it ran within 15% of that floor's fastest epoch in the run, slow when neither did, and mixed
+    (the state switched during the round: its ratio means little) otherwise."""
+    print("\n| variant | quiet rounds: median x floor (n) | slow rounds: median x floor (n) | mixed rounds |\n"
+          "| --- | --- | --- | --- |")
+    for name, values in ratios.items():
+        floor = min(times["VAE floor (784-500-500-20 GEMMs)" if "VAE" in name else "floor (GEMMs only)"])
+        fast = [sum(t < 1.15 * floor for t in pair) for pair in neighbours[name]]  # 2, 1 or 0 fast floors
+        quiet = [r for r, f in zip(values, fast) if f == 2]
+        slow = [r for r, f in zip(values, fast) if f == 0]
+        cells = [f"{statistics.median(v):.2f} ({len(v)})" if v else "- (0)" for v in (quiet, slow)]
+        print(f"| {name} | {cells[0]} | {cells[1]} | {fast.count(1)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="aekit training speed, side by side")
     parser.add_argument("--rounds", type=int, default=5)
@@ -263,6 +282,7 @@ def main() -> None:
                  for name in variants if name not in floors}
     times: dict[str, list[float]] = {k: [] for k in variants}
     ratios: dict[str, list[float]] = {k: [] for k in reference}
+    neighbours: dict[str, list[tuple[float, float]]] = {k: [] for k in reference}  # the floors around each round
 
     def measure(name: str) -> float:
         t0 = time.perf_counter()
@@ -277,6 +297,7 @@ def main() -> None:
             t = measure(name)
             after = measure(reference[name])
             ratios[name].append(t / ((before + after) / 2))
+            neighbours[name].append((before, after))
             print(f"round {r + 1}: {name} {t:.2f} s, {ratios[name][-1]:.2f}x its floor", file=sys.stderr, flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     ratio = {k: statistics.median(v) for k, v in ratios.items()}
@@ -294,6 +315,7 @@ def main() -> None:
     if graph_floor:
         print("\nagainst the floor as one CUDA graph per batch (ratio of medians): " + ", ".join(
             f"{name} {m / graph_floor:.2f}x" for name, m in med.items() if name.startswith("aekit fit")))
+    print_by_state(ratios, neighbours, times)
     rates = inference(X_np, args.device, args.rounds)
     print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
     for name, rate in rates.items():
