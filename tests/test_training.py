@@ -155,7 +155,7 @@ def test_lean_fused_adam_matches_torch_adam_bit_for_bit(l2, inplace_grads):
     (2, 2, 1, None, "cuda:1"),
     (2, 2, 0, "cpu", "cpu"),
     (1, 2, 1, "cuda", "a GPU of its own, and it has 1"),  # asked for: a clear error, not a CUDA traceback
-    (0, 1, 0, "cuda", "a GPU of its own, and it has 0"),
+    (0, 1, 0, "cuda", "has no CUDA GPU; use --device cpu"),
 ])
 def test_each_torchrun_process_gets_its_own_device(monkeypatch, gpus, local_size, local, device, expected):
     from aekit.errors import AekitError

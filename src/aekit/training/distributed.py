@@ -35,6 +35,8 @@ def rank_device(device: str | None = None) -> str:
     n_gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     if not (device in (None, "auto") and n_gpus >= local_size or str(device).startswith("cuda")):
         return "cpu"
+    if n_gpus == 0:
+        raise AekitError(f"device {device!r} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
     if local >= n_gpus:
         raise AekitError(f"process {local} of this machine needs a GPU of its own, and it has {n_gpus}: start at "
                          f"most {n_gpus} per machine (torchrun --nproc-per-node {n_gpus}), or train on the CPU "
