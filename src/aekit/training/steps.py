@@ -97,10 +97,31 @@ class HandWrittenStep(ReconstructionStep):
 
     writes_grads_in_place = True
 
+    def __init__(
+        self,
+        model: AutoencoderModule,
+        chain: DenseChain | VariationalChain,
+        objective: Objective,
+        optimizer: torch.optim.Optimizer,
+        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        cuda_graphs: bool | None = None,
+    ) -> None:
+        super().__init__(model, objective, optimizer, corrupt, cuda_graphs)
+        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
+
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
         """Forward and loss terms; returns the terms and a function that writes the gradients (the backward)."""
         raise NotImplementedError
+
+    def reconstruction_with_grad(self, chain: DenseChain, logits: torch.Tensor, targets: torch.Tensor
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reconstruction loss of ``chain``'s output ``logits`` and its gradient with respect to them. The
+        gradient may overwrite the logits where the backward will not read them again (it reads the last layer's
+        output only to differentiate a non-linear activation of that layer's own)."""
+        overwrite = chain.layers[-1].activation == "linear" and targets is not logits
+        return self.loss_with_grad(logits, targets, chain.output_activation, overwrite=overwrite,
+                                   reduction=self.objective.reduction)
 
     def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms, backward = self.loss_and_backward(seen, targets)
@@ -127,27 +148,12 @@ class DenseChainStep(HandWrittenStep):
     (gradients written in place), the optimizer step. Same update up to float rounding; ~10% faster on the
     book's model (see :mod:`aekit.nn.chain`)."""
 
-    def __init__(
-        self,
-        model: AutoencoderModule,
-        chain: DenseChain,
-        objective: Objective,
-        optimizer: torch.optim.Optimizer,
-        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cuda_graphs: bool | None = None,
-    ) -> None:
-        super().__init__(model, objective, optimizer, corrupt, cuda_graphs)
-        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
-
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
         outputs = self.chain.forward(seen)
         if self.chain.target_index is not None:
             targets = outputs[self.chain.target_index]
-        # the backward reads the last layer's output only to differentiate a non-linear activation of its own
-        overwrite = self.chain.layers[-1].activation == "linear" and targets is not outputs[-1]
-        loss, grad = self.loss_with_grad(outputs[-1], targets, self.chain.output_activation, overwrite=overwrite,
-                                         reduction=self.objective.reduction)
+        loss, grad = self.reconstruction_with_grad(self.chain, outputs[-1], targets)
         return {"reconstruction": loss, "loss": loss}, lambda: self.chain.backward(outputs, grad)
 
 
@@ -156,26 +162,12 @@ class VariationalChainStep(HandWrittenStep):
     ``reconstruction + beta * kl`` (per image, "sum" reduction) and its gradients by hand. The same terms as the
     autograd step (``reconstruction``, ``kl`` already times beta, ``loss``), the same random draws."""
 
-    def __init__(
-        self,
-        model: AutoencoderModule,
-        chain: VariationalChain,
-        objective: Objective,
-        optimizer: torch.optim.Optimizer,
-        cuda_graphs: bool | None = None,
-    ) -> None:
-        super().__init__(model, objective, optimizer, None, cuda_graphs)
-        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
-
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
         chain = self.chain
         p = chain.forward(seen)
         target = p.inputs if chain.binarize else targets  # a drawn binary image is its own target
-        logits = p.decoder[-1]
-        overwrite = chain.decoder.layers[-1].activation == "linear" and target is not logits
-        reconstruction, grad = self.loss_with_grad(logits, target, chain.decoder.output_activation,
-                                                   overwrite=overwrite, reduction=self.objective.reduction)
+        reconstruction, grad = self.reconstruction_with_grad(chain.decoder, p.decoder[-1], target)
         kl = p.kl * chain.beta
         return {"reconstruction": reconstruction, "kl": kl, "loss": reconstruction + kl}, lambda: chain.backward(p, grad)
 
