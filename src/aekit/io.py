@@ -172,8 +172,11 @@ def optimizer_state_tensors(optimizer: torch.optim.Optimizer, prefix: str = "opt
     tensors = {}
     for idx, slots in sd["state"].items():
         for name, value in slots.items():
-            # (a step counter is a view into the optimizer's one counter tensor: saved as a tensor of its own)
-            tensors[f"{prefix}.{idx}.{name}"] = value.clone() if torch.is_tensor(value) else torch.tensor(value)
+            if not torch.is_tensor(value):
+                value = torch.tensor(value)
+            elif value.dim() == 0:  # a step counter is a view into the optimizer's one counter tensor: copied
+                value = value.clone()
+            tensors[f"{prefix}.{idx}.{name}"] = value
     return tensors, json.dumps(sd["param_groups"])
 
 
