@@ -29,8 +29,8 @@ LAUNCH = textwrap.dedent("""
                     os.kill(os.getpid(), sig)
                 return original(self, x, y)
             return train_batch
-        for cls in (steps.ReconstructionStep, steps.HandWrittenStep):  # the autograd step and the fast paths
-            cls.train_batch = counting(cls.__dict__["train_batch"])
+        # every reconstruction step (autograd, hand-written) inherits this train_batch
+        steps.ReconstructionStep.train_batch = counting(steps.ReconstructionStep.train_batch)
     from aekit.cli import main
     sys.exit(main(sys.argv[1:]))
 """)

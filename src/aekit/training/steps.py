@@ -69,6 +69,10 @@ class ReconstructionStep:
         captured = self._captured(seen, targets) if seen.is_cuda and self.cuda_graphs else None
         if captured is not None:
             return captured(seen, targets)
+        return self.eager_update(seen, targets)
+
+    def eager_update(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One update without a graph, refused (:class:`NonFiniteLoss`) before it is applied if the loss is NaN/inf."""
         return apply_update(self.optimizer, self.objective(self.model(seen), targets, seen, unwrap(self.model)))
 
     def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -128,11 +132,7 @@ class HandWrittenStep(ReconstructionStep):
         backward()
         return terms
 
-    def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        seen = self.corrupt(inputs) if self.corrupt is not None else inputs
-        captured = self._captured(seen, targets) if seen.is_cuda and self.cuda_graphs else None
-        if captured is not None:
-            return captured(seen, targets)
+    def eager_update(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms, backward = self.loss_and_backward(seen, targets)
         value = float(terms["loss"])
         if not math.isfinite(value):
