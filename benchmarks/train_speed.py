@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -54,14 +55,12 @@ REFERENCE_GEMMS = list(zip(SIZES[:-1], SIZES[1:]))
 VAE_GEMMS = [(784, 500), (500, 500), (500, 40), (20, 500), (500, 500), (500, 784)]
 
 
-def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = False) -> None:
-    """Each layer's forward GEMM, its weight-gradient GEMM and (except the first layer) its input-gradient
-    GEMM, at the batch's shapes, with nothing else. ``graph`` (CUDA): one batch's GEMMs captured as a CUDA graph
-    and replayed per batch, so kernel launches cost nothing either (the GPU's true floor)."""
-    n = len(X)
-    Ws = [torch.randn(o, i, device=X.device) * 0.01 for i, o in gemms]
-    hs = [torch.randn(BATCH, i, device=X.device) for i, _ in gemms]
-    gs = [torch.randn(BATCH, W.shape[0], device=X.device) for W in Ws]
+def floor_batch(gemms: list[tuple[int, int]], device: torch.device | str) -> Callable[[], None]:
+    """One batch of the floor: each layer's forward GEMM, its weight-gradient GEMM and (except the first layer)
+    its input-gradient GEMM, at the batch's shapes, with nothing else."""
+    Ws = [torch.randn(o, i, device=device) * 0.01 for i, o in gemms]
+    hs = [torch.randn(BATCH, i, device=device) for i, _ in gemms]
+    gs = [torch.randn(BATCH, W.shape[0], device=device) for W in Ws]
 
     def batch() -> None:
         for W, h in zip(Ws, hs):  # forward
@@ -71,6 +70,13 @@ def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = Fal
             if k:
                 g @ W
 
+    return batch
+
+
+def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = False) -> None:
+    """An epoch of :func:`floor_batch`. ``graph`` (CUDA): one batch's GEMMs captured as a CUDA graph and replayed
+    per batch, so kernel launches cost nothing either (the GPU's true floor)."""
+    batch = floor_batch(gemms, X.device)
     if graph:
         batch()  # warm-up outside the capture
         torch.cuda.synchronize()
@@ -78,7 +84,7 @@ def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = Fal
         with torch.cuda.graph(g):
             batch()
         batch = g.replay
-    for _ in range(0, n, BATCH):
+    for _ in range(0, len(X), BATCH):
         batch()
     if X.device.type == "cuda":
         torch.cuda.synchronize()
