@@ -19,11 +19,11 @@ import statistics
 import time
 
 import torch
+from train_speed import BATCH, REFERENCE_GEMMS, floor_batch
 
 import aekit
 from aekit.losses.reconstruction import mse_with_grad
 from aekit.training.optim import make_optimizer, optimizer_step
-from train_speed import BATCH, REFERENCE_GEMMS, floor_batch
 
 PARTS = ("gather", "forward (4 GEMMs + ELU)", "loss and its gradient", "backward (7 GEMMs + ELU' + bias sums)",
          "Adam (fused, 561,934 parameters)")
