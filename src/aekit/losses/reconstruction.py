@@ -65,9 +65,7 @@ def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation:
     in_place = overwrite and output_activation == "linear"
     diff = reconstruction.sub_(target) if in_place else reconstruction - target  # (batch, features)
     flat, n = diff.reshape(-1), _count(diff, reduction)
-    # vecdot, not dot: inside a training step BLAS's dot took 40-90 us here against ~30 for vecdot
-    # (benchmarks/step_breakdown.py's "loss" part)
-    loss = torch.linalg.vecdot(flat, flat).div_(n)
+    loss = torch.dot(flat, flat) / n
     return loss, activation_backward_(diff.mul_(2.0 / n), reconstruction, output_activation)
 
 
