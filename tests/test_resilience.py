@@ -77,6 +77,23 @@ def test_kill_9_then_resume_is_bit_identical(launch, tmp_path):
     assert (full / "model.safetensors").read_bytes() == (crashed / "model.safetensors").read_bytes()
 
 
+@pytest.mark.slow
+def test_kill_9_inside_a_greedy_phase_then_resume_is_bit_identical(launch, tmp_path):
+    args = ["train", "--hidden", "32,16", "--greedy", "phases", "--phase-epochs", "2,2", "--fine-tune-epochs", "1",
+            "--noise", "gaussian:0.1", "--batch-size", "64", "--checkpoint-every", "4", "--seed", "3", "--quiet"]
+    full, crashed = tmp_path / "full", tmp_path / "crashed"
+    assert launch([*args, "--out", str(full)]).returncode == 0
+    killed = launch([*args, "--out", str(crashed)], KILL_AT=2 * 23 + 10, KILL_SIG=9)  # phase 2, epoch 1, batch 10
+    assert killed.returncode == -9
+    state = aekit.load(crashed)._train_state
+    assert (int(state["position.phase"]), int(state["position.epoch"]), int(state["position.step"])) == (2, 0, 8)
+    resumed = launch(["train", "--resume", str(crashed), "--quiet"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming" in resumed.stdout and "greedy phase 2/2, epoch 1/2, batch 8" in resumed.stdout
+    assert (full / "model.safetensors").read_bytes() == (crashed / "model.safetensors").read_bytes()
+    assert [r["phase"] for r in aekit.load(crashed).history_] == [1, 1, 2, 2, "fine-tune"]
+
+
 def test_sigterm_writes_a_checkpoint_and_exits_cleanly(launch, tmp_path):
     run = tmp_path / "run"
     stopped = launch([*TRAIN, "--out", str(run)], KILL_AT=10, KILL_SIG=int(signal.SIGTERM))

@@ -195,8 +195,13 @@ def cmd_train(args: argparse.Namespace) -> None:
         if args.checkpoint_every is not None:
             est.set_params(checkpoint_every=args.checkpoint_every)
         est.set_params(warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
-        step = int(est._train_state.get("position.step", 0)) if est._train_state else 0
-        if main:
+        state = est._train_state or {}
+        step, phase = (int(state.get(f"position.{key}", 0)) for key in ("step", "phase"))
+        if main and phase:  # stopped inside greedy pretraining: that phase's own epochs
+            epoch = int(state["position.epoch"])
+            print(f"resuming {run} at greedy phase {phase}/{len(est._phases())}, epoch "
+                  f"{epoch + 1 if step else epoch}/{est._phases()[phase - 1].epochs}" + (f", batch {step}" if step else ""))
+        elif main:
             print(f"resuming {run} at epoch {est.n_epochs_ + 1 if step else est.n_epochs_}/{est.epochs}"
                   + (f", batch {step}" if step else ""))
     else:
@@ -391,9 +396,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             torch.distributed.barrier()
     except TrainingInterrupted as exc:
         run = getattr(exc, "run", None)
-        print(f"aekit {args.command}: stopped by signal {exc.signum} at epoch {exc.position.epoch + 1}, batch "
-              f"{exc.position.step}; checkpoint written" + (f" to {run}; continue with: aekit train --resume {run}"
-                                                             if run else ""), file=sys.stderr)
+        print(f"aekit {args.command}: stopped by signal {exc.signum} at {exc.position.where()}; checkpoint written"
+              + (f" to {run}; continue with: aekit train --resume {run}" if run else ""), file=sys.stderr)
         return 128 + exc.signum
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any
 
@@ -21,8 +22,9 @@ from ..nn.conv import image_shape3
 from ..nn.layers import ACTIVATIONS, INITS
 from ..registry import register_estimator
 from ..training import ReconstructionStep, make_optimizer, reconstruction_step
-from ..training.distributed import distributed, is_main_process
+from ..training.distributed import distributed
 from ..training.greedy import Phase, greedy_pretrain
+from ..training.loop import Position
 from .base import TRAINING_PARAMETERS, TorchEstimator
 
 
@@ -345,18 +347,17 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstima
             per_phase(self.phase_batch_sizes, self.batch_size, "phase_batch_sizes"),
             per_phase(self.phase_learning_rates, self.learning_rate, "phase_learning_rates"))]
 
-    def _pretrain(self, X: torch.Tensor, generator: torch.Generator) -> None:
+    def _pretrain(self, X: torch.Tensor, generator: torch.Generator, start: Position | None,
+                  resume_optimizer: Callable[[torch.optim.Optimizer], None] | None,
+                  on_checkpoint: Callable[[Any, Position], None], stop_requested: Callable[[], int]) -> None:
         if self.pretrain != "greedy":
             return
         self.shallow_autoencoders_ = greedy_pretrain(
             self.model_, X, strategy=self.greedy_strategy, phases=self._phases(), make_step=self._step,
             loss=self.loss, generator=generator, cache=self.cache_codings, seed=self.seed_, history=self.history_,
-            progress=bool(self.verbose), on_epoch=self._checkpoint_weights,
+            progress=bool(self.verbose), start=start, resume_optimizer=resume_optimizer, on_checkpoint=on_checkpoint,
+            checkpoint_every=self.checkpoint_every, stop_requested=stop_requested,
         )
-
-    def _checkpoint_weights(self, record: dict[str, Any], history) -> None:
-        if self.checkpoint_dir is not None and is_main_process():
-            self.save(self.checkpoint_dir)
 
     def _end_to_end_epochs(self) -> int:
         return self.fine_tune_epochs if self.pretrain == "greedy" else self.epochs

@@ -4,6 +4,7 @@ checkpoints each epoch, resume (``warm_start``), save/load. Subclasses say which
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
@@ -131,8 +132,12 @@ class TorchEstimator(BaseEstimator):
         train, val = perm[n_val:], perm[:n_val]
         return X[train], None if Y is None else Y[train], X[val], None if Y is None else Y[val]
 
-    def _pretrain(self, X: torch.Tensor, generator: torch.Generator) -> None:
-        """Hook run once before end-to-end training of a new model (e.g. greedy layer-wise pretraining)."""
+    def _pretrain(self, X: torch.Tensor, generator: torch.Generator, start: Position | None,
+                  resume_optimizer: Callable[[torch.optim.Optimizer], None] | None,
+                  on_checkpoint: Callable[[Any, Position], None], stop_requested: Callable[[], int]) -> None:
+        """Hook run before end-to-end training of a new model (e.g. greedy layer-wise pretraining), or to finish
+        it when a checkpoint was written inside it (``start``: a position with a ``phase``, whose optimizer state
+        ``resume_optimizer`` loads). ``on_checkpoint(step, position)`` records and saves a checkpoint."""
 
     def _end_to_end_epochs(self) -> int:
         return self.epochs
@@ -150,22 +155,35 @@ class TorchEstimator(BaseEstimator):
         state = self._train_state
         with torch.random.fork_rng(devices=devices), stop_on_signals() as stop_requested:
             torch.manual_seed(self.seed_)
+            position = None
             if state:  # resume: position inside the epoch, shuffling and global RNG exactly where they were
-                start = Position(
+                position = Position(
                     epoch=int(state.get("position.epoch", torch.tensor(self.n_epochs_))),
                     step=int(state.get("position.step", torch.tensor(0))), shuffle_state=state["rng.shuffle"],
                     totals={k[len("position.totals."):]: float(v) for k, v in state.items()
-                            if k.startswith("position.totals.")})
+                            if k.startswith("position.totals.")},
+                    phase=int(state.get("position.phase", torch.tensor(0))))
                 torch.set_rng_state(state["rng.torch"])
                 if "rng.cuda" in state and self.device_.type == "cuda":  # noise drawn on the GPU resumes too
                     torch.cuda.set_rng_state(state["rng.cuda"], self.device_)
-            else:
-                start = Position(epoch=self.n_epochs_)
-                if not self.history_:
-                    self._pretrain(X_t, generator)
+
+            def checkpoint(step, position: Position) -> None:
+                self._capture_state(step, position)
+                if self.checkpoint_dir is not None and is_main_process():
+                    self.save(self.checkpoint_dir)
+
+            def resume_optimizer(optimizer: torch.optim.Optimizer) -> None:
+                load_optimizer_state(optimizer, state, self._state_meta["param_groups"])
+
+            if position is not None and position.phase:  # stopped inside pretraining: finish it first
+                self._pretrain(X_t, generator, position, resume_optimizer, checkpoint, stop_requested)
+                position = None
+            elif position is None and not self.history_:
+                self._pretrain(X_t, generator, None, None, checkpoint, stop_requested)
+            start = position or Position(epoch=self.n_epochs_)
             step = self._make_step(model)
-            if state:
-                load_optimizer_state(step.optimizer, state, self._state_meta["param_groups"])
+            if position is not None:
+                resume_optimizer(step.optimizer)
             callbacks = []
             stopper = None
             if X_v is not None:
@@ -173,9 +191,7 @@ class TorchEstimator(BaseEstimator):
                 callbacks.append(stopper)
 
             def on_checkpoint(position: Position) -> None:
-                self._capture_state(step, position)
-                if self.checkpoint_dir is not None and is_main_process():
-                    self.save(self.checkpoint_dir)
+                checkpoint(step, position)
 
             def on_epoch(record: dict[str, Any], history: History) -> None:
                 record["l2"] = l2_penalty(model.regularized_weights(), self.l2)
@@ -203,6 +219,7 @@ class TorchEstimator(BaseEstimator):
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device_)
         tensors["position.epoch"] = torch.tensor(position.epoch)
         tensors["position.step"] = torch.tensor(position.step)
+        tensors["position.phase"] = torch.tensor(position.phase)
         for name, value in position.totals.items():
             tensors[f"position.totals.{name}"] = torch.tensor(value, dtype=torch.float64)
         self._train_state, self._state_meta = tensors, {"param_groups": groups}

@@ -15,16 +15,17 @@ and ``load_pair(k, shallow)``. Pair k is encoder layer k with its mirror decoder
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
 
 import torch
 from torch import nn
 
 from ..models.base import AEOutput
 from ..nn.chain import DenseChain
-from .loop import History, Step, map_batches, train
+from .callbacks import EpochCallback
+from .loop import History, Position, Step, map_batches, train
 
 
 @dataclass(frozen=True)
@@ -84,33 +85,75 @@ def greedy_pretrain(
     seed: int = 0,
     history: History | None = None,
     progress: bool = False,
-    on_epoch: Callable[[dict[str, Any], History], None] | None = None,
+    start: Position | None = None,
+    resume_optimizer: Callable[[torch.optim.Optimizer], None] | None = None,
+    on_checkpoint: Callable[[Step, Position], None] | None = None,
+    checkpoint_every: int = 0,
+    stop_requested: Callable[[], int] | None = None,
 ) -> list[nn.Module]:
     """Train ``model`` pair by pair; returns the shallow autoencoders (``"separate"``) or ``[]``.
 
     Pair 0 uses the model's ``loss``; inner pairs reconstruct hidden activations with MSE.
-    """
-    from .callbacks import EpochCallback
 
+    Checkpoints and resuming, as the end-to-end loop does them: ``on_checkpoint(step, position)`` is called at
+    the end of every epoch, every ``checkpoint_every`` batches and when ``stop_requested()`` returns a signal
+    (then :class:`~aekit.training.loop.TrainingInterrupted` is raised); its ``position.phase`` is the phase
+    (1-based). With ``"separate"`` the shallow autoencoder's weights are first copied into the model's pair, so
+    that the model's weights hold them. ``start`` (a position with ``phase`` >= 1) resumes inside that phase:
+    earlier phases are not trained again (their pairs are in the model; the cached codings are recomputed
+    from them), the phase's shallow autoencoder takes the model's pair weights back, ``resume_optimizer`` loads
+    the phase's optimizer state, and training continues at ``start``'s batch.
+    """
     history = [] if history is None else history
     n = model.n_pairs
+    first = start.phase - 1 if start is not None and start.phase else 0
     shallow_models: list[nn.Module] = []
     inputs = X  # pair k's training inputs: X, then the cached codings of the layers below
     for k, phase in enumerate(phases[:n]):
         if k > 0 and (cache or strategy == "separate"):
             inputs = map_batches(lambda h, i=k - 1: model.pair_encode(h, i), inputs)  # (n, size of layer k-1)
         if strategy == "separate":
-            module = model.shallow_autoencoder(k, seed=seed + k).to(X.device)
+            before = start is not None and k <= first  # made (and trained, or partly) before the checkpoint
+            # building it draws from the global RNG (nn.Linear's default init), which the checkpoint's state
+            # already reflects for a module made before it: not again
+            with torch.random.fork_rng(devices=[]) if before else contextlib.nullcontext():
+                module = model.shallow_autoencoder(k, seed=seed + k).to(X.device)
+            if before:  # its weights are in the model's pair k
+                _copy_pair(model, k, module)
             params, regularized = list(module.parameters()), module.regularized_weights()
         else:
             module = LayerPair(model, k, through_prefix=not cache)
             params, regularized = model.pair_parameters(k), module.regularized_weights()
+        if k < first:
+            if strategy == "separate":
+                shallow_models.append(module.eval())
+            continue
         step = make_step(module, params, regularized, phase.learning_rate, loss if k == 0 else "mse", k == n - 1)
-        callbacks = [EpochCallback(on_epoch)] if on_epoch is not None else []
+        resuming = start is not None and k == first and start.phase > 0
+        if resuming and resume_optimizer is not None:
+            resume_optimizer(step.optimizer)
+        callbacks, checkpoint = [], None
+        if on_checkpoint is not None:
+            def checkpoint(position: Position, k: int = k, module: nn.Module = module, step: Step = step) -> None:
+                if strategy == "separate":
+                    model.load_pair(k, module)
+                on_checkpoint(step, position)
+
+            callbacks.append(EpochCallback(lambda record, _, k=k, checkpoint=checkpoint: checkpoint(
+                Position(record["epoch"], 0, generator.get_state(), phase=k + 1))))
         train(step, inputs if (cache or strategy == "separate") else X, epochs=phase.epochs,
               batch_size=phase.batch_size, generator=generator, history=history, callbacks=callbacks,
-              progress=progress, description=f"greedy phase {k + 1}/{n}", record_extra={"phase": k + 1})
+              start=start if resuming else Position(phase=k + 1), checkpoint_every=checkpoint_every,
+              on_checkpoint=checkpoint, stop_requested=stop_requested, progress=progress,
+              description=f"greedy phase {k + 1}/{n}", record_extra={"phase": k + 1})
         if strategy == "separate":
             model.load_pair(k, module)
             shallow_models.append(module.eval())
     return shallow_models
+
+
+@torch.no_grad()
+def _copy_pair(model: nn.Module, k: int, shallow: nn.Module) -> None:
+    """The inverse of ``model.load_pair(k, shallow)``: pair ``k``'s weights into the shallow autoencoder."""
+    for theirs, mine in zip(model.pair_parameters(k), shallow.pair_parameters(0)):
+        mine.copy_(theirs)

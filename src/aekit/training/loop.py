@@ -70,19 +70,25 @@ def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, bat
 class Position:
     """Where training stands, precisely enough to resume it bit for bit: ``epoch`` epochs are complete and
     ``step`` batches of the next one are done; ``shuffle_state`` is the shuffling generator's state at the
-    start of that epoch (it redraws the same permutation); ``totals`` are the epoch's running term sums."""
+    start of that epoch (it redraws the same permutation); ``totals`` are the epoch's running term sums.
+    ``phase``: 0 for end-to-end training, k for greedy layer-wise phase k (its epochs counted from 0)."""
 
     epoch: int = 0
     step: int = 0
     shuffle_state: torch.Tensor | None = None
     totals: dict[str, float] = field(default_factory=dict)
+    phase: int = 0
+
+    def where(self) -> str:
+        """The batch it stands at, in words: "epoch 3, batch 40" ("greedy phase 2, epoch 3, batch 40")."""
+        return (f"greedy phase {self.phase}, " if self.phase else "") + f"epoch {self.epoch + 1}, batch {self.step}"
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """Training stopped on request (SIGINT/SIGTERM) after a checkpoint of the current position was written."""
 
     def __init__(self, position: Position, signum: int) -> None:
-        super().__init__(f"interrupted at epoch {position.epoch + 1}, step {position.step}")
+        super().__init__(f"interrupted at {position.where()}")
         self.position, self.signum = position, signum
 
 
@@ -119,7 +125,8 @@ def train(
     Returns the history: one record per epoch with the mean of each training term, ``val_*`` terms when
     validation data is given, ``time`` in seconds, and ``record_extra`` (e.g. the phase) merged in.
 
-    - ``start`` resumes inside an epoch (see :class:`Position`); ``on_checkpoint(position)`` is called every
+    - ``start`` resumes inside an epoch (see :class:`Position`; its ``phase`` is carried into every position this
+      run reports); ``on_checkpoint(position)`` is called every
       ``checkpoint_every`` batches and when a stop is requested (``stop_requested()`` returns a signal number),
       after which :class:`TrainingInterrupted` is raised.
     - Raises :class:`~aekit.errors.TrainingError` if the loss becomes NaN/inf (that update is not applied) or
@@ -130,6 +137,7 @@ def train(
     history = [] if history is None else history
     keep_freed_memory()
     position = start or Position(epoch=start_epoch)
+    phase = position.phase  # kept in every position this run reports
     rank, n_ranks = world()
     n = len(X) - len(X) % n_ranks  # equal shards, so every rank takes the same number of steps
     local_batch = max(1, min(int(batch_size) // n_ranks, n // n_ranks))
@@ -140,12 +148,12 @@ def train(
     total = (epochs - position.epoch) * n_batches - position.step
     bar = tqdm(total=total, desc=description, disable=not progress or rank != 0 or total <= 0, mininterval=0.5,
                unit="batch")
+    if position.shuffle_state is not None:  # resuming: the shuffling goes on where it stood, even when no epoch is
+        generator.set_state(position.shuffle_state)  # left here (a finished greedy phase: the next one's order)
     try:
         for epoch in range(position.epoch, epochs):
             t0 = time.perf_counter()
             step.model.train()
-            if position.shuffle_state is not None:
-                generator.set_state(position.shuffle_state)
             epoch_start_state = generator.get_state()
             perm = torch.randperm(len(X), generator=generator)[:n][rank::n_ranks].to(X.device)
             totals = {k: torch.tensor(v, dtype=torch.float64, device=X.device) for k, v in position.totals.items()}
@@ -177,7 +185,8 @@ def train(
                 if n_ranks > 1 and stop_requested is not None:  # every rank stops at the same step
                     signum = int(_all_reduce(torch.tensor([signum], device=X.device)).max())
                 if signum or (checkpoint_every and (b + 1) % checkpoint_every == 0 and b + 1 < n_batches):
-                    position = Position(epoch, b + 1, epoch_start_state, {k: float(v) for k, v in totals.items()})
+                    position = Position(epoch, b + 1, epoch_start_state, {k: float(v) for k, v in totals.items()},
+                                        phase)
                     if on_checkpoint is not None:
                         on_checkpoint(position)
                     if signum:
@@ -190,7 +199,7 @@ def train(
                 record.update({f"val_{k}": v for k, v in evaluate(step, X_val, Y_val, max(batch_size, 1024)).items()})
             record["time"] = time.perf_counter() - t0
             history.append(record)
-            position = Position(epoch + 1)
+            position = Position(epoch + 1, phase=phase)
             bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("loss", "val_loss")}, refresh=False)
             stop = False
             for callback in callbacks:
