@@ -106,7 +106,8 @@ def greedy_pretrain(
     """
     history = [] if history is None else history
     n = model.n_pairs
-    first = start.phase - 1 if start is not None and start.phase else 0
+    start = start if start is not None and start.phase else None
+    first = start.phase - 1 if start is not None else 0  # the phase to resume (0-based), or the first
     shallow_models: list[nn.Module] = []
     inputs = X  # pair k's training inputs: X, then the cached codings of the layers below
     for k, phase in enumerate(phases[:n]):
@@ -129,18 +130,14 @@ def greedy_pretrain(
                 shallow_models.append(module.eval())
             continue
         step = make_step(module, params, regularized, phase.learning_rate, loss if k == 0 else "mse", k == n - 1)
-        resuming = start is not None and k == first and start.phase > 0
+        resuming = start is not None and k == first
         if resuming and resume_optimizer is not None:
             resume_optimizer(step.optimizer)
-        callbacks, checkpoint = [], None
-        if on_checkpoint is not None:
-            def checkpoint(position: Position, k: int = k, module: nn.Module = module, step: Step = step) -> None:
-                if strategy == "separate":
-                    model.load_pair(k, module)
-                on_checkpoint(step, position)
-
-            callbacks.append(EpochCallback(lambda record, _, k=k, checkpoint=checkpoint: checkpoint(
-                Position(record["epoch"], 0, generator.get_state(), phase=k + 1))))
+        checkpoint = None if on_checkpoint is None else _phase_checkpoint(
+            on_checkpoint, step, model, k, module if strategy == "separate" else None)
+        callbacks = [] if checkpoint is None else [EpochCallback(
+            lambda record, _, k=k, checkpoint=checkpoint: checkpoint(
+                Position(record["epoch"], 0, generator.get_state(), phase=k + 1)))]
         train(step, inputs if (cache or strategy == "separate") else X, epochs=phase.epochs,
               batch_size=phase.batch_size, generator=generator, history=history, callbacks=callbacks,
               start=start if resuming else Position(phase=k + 1), checkpoint_every=checkpoint_every,
@@ -152,8 +149,20 @@ def greedy_pretrain(
     return shallow_models
 
 
+def _phase_checkpoint(on_checkpoint: Callable[[Step, Position], None], step: Step, model: nn.Module, k: int,
+                      shallow: nn.Module | None) -> Callable[[Position], None]:
+    """Phase ``k``'s checkpoint: a shallow autoencoder in training (``"separate"``) is copied into the model's
+    pair first, so that the model's weights hold it."""
+    def checkpoint(position: Position) -> None:
+        if shallow is not None:
+            model.load_pair(k, shallow)
+        on_checkpoint(step, position)
+
+    return checkpoint
+
+
 @torch.no_grad()
 def _copy_pair(model: nn.Module, k: int, shallow: nn.Module) -> None:
     """The inverse of ``model.load_pair(k, shallow)``: pair ``k``'s weights into the shallow autoencoder."""
-    for theirs, mine in zip(model.pair_parameters(k), shallow.pair_parameters(0)):
+    for theirs, mine in zip(model.pair_parameters(k), shallow.pair_parameters(0), strict=True):
         mine.copy_(theirs)
