@@ -8,7 +8,7 @@ import torch
 
 import aekit
 from aekit.losses.objective import Objective
-from aekit.losses.penalties import KLSparsity
+from aekit.losses.penalties import Contractive, KLSparsity, L1Codings
 from aekit.losses.reconstruction import LOSSES_WITH_GRAD
 from aekit.models.dense import DenseAutoencoder
 from aekit.models.hashing import HashingAutoencoder
@@ -75,12 +75,70 @@ def test_layer_pair_chain_equals_autograd(k, through_prefix):
         torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
 
 
+def _step_grads(step, x):
+    """The terms and gradients one step computes (no optimizer update), the hand-written or the autograd one."""
+    for p in step.model.parameters():
+        p.grad = None
+    terms = step.forward_backward(x, x)
+    return ({k: float(v) for k, v in terms.items()},
+            {n: p.grad.clone() for n, p in step.model.named_parameters() if p.grad is not None})
+
+
+@pytest.mark.parametrize("penalty", [KLSparsity(0.2, 0.7), KLSparsity(0.02, 3.0), L1Codings(0.05)])
+@pytest.mark.parametrize("pair", [None, 1])
+@pytest.mark.parametrize("tied", [False, True])
+def test_sparsity_gradients_equal_autograd(penalty, pair, tied):
+    """KL and L1 sparsity on the codings, whole model or the innermost greedy pair (through the frozen layer);
+    KLSparsity(0.02, ...) on sigmoid codings whose batch means sit near 0.5, and one unit pushed below eps, so
+    the clamp's zero gradient shows too."""
+    model = DenseAutoencoder(12, [9, 5], activation="elu", coding_activation="sigmoid", tie_weights=tied,
+                             seed=1).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+        model.encoder[1].bias[0] = -40.0  # unit 0's codings ~ 4e-18: mean below eps, clamped
+    module = model if pair is None else LayerPair(model, pair, through_prefix=True)
+    x = _data().double()
+    objective = Objective("mse", [penalty])
+    opt = make_optimizer("adam", module.parameters(), [], 1e-3)
+    fast = reconstruction_step(module, objective, opt)
+    assert type(fast) is DenseChainStep
+    terms_c, grads_c = _step_grads(fast, x)
+    terms_a, grads_a = _step_grads(ReconstructionStep(module, objective, opt), x)
+    assert terms_c.keys() == terms_a.keys() == {"reconstruction", "sparsity", "loss"}
+    for k in terms_a:
+        assert terms_c[k] == pytest.approx(terms_a[k], rel=1e-12), k
+    assert grads_a.keys() == grads_c.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+def test_sparse_estimator_takes_the_fast_path_and_trains_like_autograd(digits):
+    X = digits[0][:400]
+    kw = dict(hidden_layers=(32, 16), coding_activation="sigmoid", sparsity="kl:0.1:0.5", epochs=3, batch_size=40,
+              random_state=0)
+    fast = aekit.Autoencoder(**kw).fit(X)
+    assert type(fast._make_step(fast.model_)) is DenseChainStep
+    with torch.autograd.detect_anomaly(check_nan=False):  # anomaly mode: the autograd step, same update
+        slow = aekit.Autoencoder(**kw).fit(X)
+        assert type(slow._make_step(slow.model_)) is ReconstructionStep
+    assert fast.history_[-1]["sparsity"] == pytest.approx(slow.history_[-1]["sparsity"], rel=1e-4)
+    assert fast.history_[-1]["loss"] == pytest.approx(slow.history_[-1]["loss"], rel=1e-4)
+    np.testing.assert_allclose(fast.transform(X), slow.transform(X), rtol=1e-4, atol=1e-5)
+
+
 def test_step_choice():
     model = DenseAutoencoder(12, [6, 3], seed=0)
     opt = make_optimizer("adam", model.parameters(), [], 1e-3)
     assert type(reconstruction_step(model, Objective("mse"), opt)) is DenseChainStep
     assert type(reconstruction_step(model, Objective("bce"), opt)) is DenseChainStep
-    assert type(reconstruction_step(model, Objective("mse", [KLSparsity(0.1, 1.0)]), opt)) is ReconstructionStep
+    # penalties on the codings with a gradient of their own join the fast path; the contractive term does not
+    assert type(reconstruction_step(model, Objective("mse", [KLSparsity(0.1, 1.0)]), opt)) is DenseChainStep
+    assert type(reconstruction_step(model, Objective("mse", [L1Codings(1e-3)]), opt)) is DenseChainStep
+    assert type(reconstruction_step(model, Objective("mse", [Contractive(1e-3)]), opt)) is ReconstructionStep
+    assert type(reconstruction_step(model, Objective("mse", [KLSparsity(0.1, 1.0), Contractive(1e-3)]), opt)
+                ) is ReconstructionStep
     assert type(reconstruction_step(model, Objective("gaussian"), opt)) is ReconstructionStep
     wta = DenseAutoencoder(12, [6, 3], wta=0.1, seed=0)
     assert type(reconstruction_step(wta, Objective("mse"), opt)) is ReconstructionStep

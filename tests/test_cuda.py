@@ -53,7 +53,7 @@ def test_captured_step_matches_eager(tied):
 
 
 def test_autograd_step_captured_matches_eager():
-    """Models off the hand-written path (here a KL sparsity penalty) are captured with autograd's backward."""
+    """The autograd step (here built directly, with a KL sparsity penalty) is captured with autograd's backward."""
     X = _data()
     results = []
     for graphs in (True, False):

@@ -4,6 +4,11 @@ term for a batch; :class:`~aekit.losses.objective.Objective` weights and sums th
 L2 on weights is not computed per batch: it enters the optimizer as coupled weight decay on the weight matrices
 only (``grad += l2 * W``), which is exactly the gradient of ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the
 book's), at no extra pass. :func:`l2_penalty` gives the term's value for the history.
+
+A penalty on the codings alone may also offer ``value_and_grad(codings)``: the same unweighted term and its
+gradient with respect to the codings (or a tensor that broadcasts to their shape: one row when it is the same for
+every row), for the hand-written fast path (:class:`~aekit.training.DenseChainStep`), which adds that gradient,
+weighted, at the coding layer of its backward pass.
 """
 
 from __future__ import annotations
@@ -40,9 +45,20 @@ class KLSparsity:
         self.target, self.weight, self.eps = target, weight, eps
 
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
+        return self._kl(output.codings.flatten(1).mean(dim=0).clamp(self.eps, 1 - self.eps))
+
+    def _kl(self, q: torch.Tensor) -> torch.Tensor:
         p = self.target
-        q = output.codings.flatten(1).mean(dim=0).clamp(self.eps, 1 - self.eps)  # (latent,)
         return (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).sum()
+
+    def value_and_grad(self, codings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The term for ``codings`` (batch, latent) and its gradient with respect to them, the same for every row:
+        ``((1 - p) / (1 - q_j) - p / q_j) / batch``, zero where the clamp clips (as autograd's); shape (latent,)."""
+        p, mean = self.target, codings.mean(dim=0)
+        q = mean.clamp(self.eps, 1 - self.eps)
+        inside = (mean >= self.eps) & (mean <= 1 - self.eps)
+        grad = ((1 - p) / (1 - q) - p / q).mul_(inside).div_(len(codings))
+        return self._kl(q), grad
 
 
 class L1Codings:
@@ -55,6 +71,10 @@ class L1Codings:
 
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
         return output.codings.flatten(1).abs().sum(dim=1).mean()
+
+    def value_and_grad(self, codings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The term for ``codings`` (batch, latent) and its gradient ``sign(z) / batch`` with respect to them."""
+        return codings.abs().sum(dim=1).mean(), codings.sign().div_(len(codings))
 
 
 def parse_sparsity(spec: str | None) -> Penalty | None:

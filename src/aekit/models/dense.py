@@ -130,7 +130,8 @@ class DenseAutoencoder(AutoencoderModule):
         if self.coding_filter is not None or not own:
             return None
         pairs = [self.pair_layers(k) for k in range(len(self.encoder))]
-        return DenseChain([e for e, _ in pairs] + [d for _, d in reversed(pairs)], self.output_activation)
+        return DenseChain([e for e, _ in pairs] + [d for _, d in reversed(pairs)], self.output_activation,
+                          coding_index=len(pairs))
 
     def pair_parameters(self, k: int) -> list[nn.Parameter]:
         j = len(self.encoder) - 1 - k

@@ -81,11 +81,13 @@ class DenseLayer:
 class DenseChain:
     """Layers from the input to the logits; ``output_activation`` turns the logits into the reconstruction;
     ``target_index``: reconstruct the output of that many leading layers instead of the given targets (a greedy
-    phase that runs its inputs through the frozen lower layers)."""
+    phase that runs its inputs through the frozen lower layers); ``coding_index``: the output of that many leading
+    layers is the model's codings (where penalties on the codings apply)."""
 
     layers: Sequence[DenseLayer]
     output_activation: str = "linear"
     target_index: int | None = None
+    coding_index: int | None = None
 
     def __post_init__(self) -> None:
         names = {layer.activation for layer in self.layers} | {self.output_activation}
@@ -102,16 +104,19 @@ class DenseChain:
         return outputs
 
     @torch.no_grad()
-    def backward(self, outputs: Sequence[torch.Tensor], grad: torch.Tensor, input_grad: bool = False
-                 ) -> torch.Tensor | None:
+    def backward(self, outputs: Sequence[torch.Tensor], grad: torch.Tensor, input_grad: bool = False,
+                 extra: dict[int, torch.Tensor] | None = None) -> torch.Tensor | None:
         """Given ``grad`` = d loss / d (last layer's output) (overwritten), set ``.grad`` of every trainable layer's weight and bias
         (allocated on first use, then overwritten in place each step). ``input_grad``: also return d loss / d input
-        (a chain fed by something trainable, as a VAE's decoder is by the sampled codings)."""
+        (a chain fed by something trainable, as a VAE's decoder is by the sampled codings). ``extra``: gradients of
+        further loss terms with respect to inner outputs (index into ``outputs``: a penalty on the codings)."""
         layers = self.layers
         first = 0 if input_grad else next((k for k, layer in enumerate(layers) if layer.trainable), len(layers))
         written: set[int] = set()
         for k in range(len(layers) - 1, first - 1, -1):
             layer, h = layers[k], outputs[k]  # h: the layer's input (batch, in)
+            if extra and k + 1 in extra:
+                grad.add_(extra[k + 1])  # d loss / d outputs[k + 1], every term (a row broadcasts)
             activation_backward_(grad, outputs[k + 1], layer.activation)  # now d loss / d pre-activation
             if layer.trainable:
                 # weight grad: grad.T @ h, (out, in); a transposed layer's weight is (in, out): h.T @ grad

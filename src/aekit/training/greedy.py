@@ -69,7 +69,7 @@ class LayerPair(nn.Module):
             self.through_prefix) else []
         encode, decode = self.model.pair_layers(self.k)
         return DenseChain([*prefix, encode, decode], self.model.pair_output_activation(self.k),
-                          target_index=len(prefix) if prefix else None)
+                          target_index=len(prefix) if prefix else None, coding_index=len(prefix) + 1)
 
 
 def greedy_pretrain(
