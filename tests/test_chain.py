@@ -113,6 +113,45 @@ def test_sparsity_gradients_equal_autograd(penalty, pair, tied):
         torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
 
 
+@pytest.mark.parametrize("penalties", [[Contractive(0.3)], [Contractive(0.3, "closed"), KLSparsity(0.2, 0.7)]])
+@pytest.mark.parametrize("tied", [False, True])
+@pytest.mark.parametrize("loss,output", [("mse", "linear"), ("bce", "sigmoid")])
+def test_contractive_closed_form_gradients_equal_autograd(penalties, tied, loss, output):
+    """One sigmoid coding layer: the contractive term reads the coding layer's weight directly as well."""
+    model = DenseAutoencoder(12, [5], coding_activation="sigmoid", tie_weights=tied, output_activation=output,
+                             seed=1).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn(p.shape, generator=torch.Generator().manual_seed(p.numel()), dtype=p.dtype))
+    x = _data().double()
+    objective = Objective(loss, penalties)
+    opt = make_optimizer("adam", model.parameters(), [], 1e-3)
+    fast = reconstruction_step(model, objective, opt)
+    assert type(fast) is DenseChainStep
+    terms_c, grads_c = _step_grads(fast, x)
+    terms_a, grads_a = _step_grads(ReconstructionStep(model, objective, opt), x)
+    assert terms_c.keys() == terms_a.keys()
+    for k in terms_a:
+        assert terms_c[k] == pytest.approx(terms_a[k], rel=1e-12), k
+    assert grads_a.keys() == grads_c.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_c[name], grads_a[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_contractive_routing():
+    """The closed form is hand-written where it applies (one sigmoid coding layer); the Jacobian-based methods,
+    deeper encoders and other coding activations stay on autograd."""
+    one = DenseAutoencoder(12, [5], coding_activation="sigmoid", seed=0)
+    opt = make_optimizer("adam", one.parameters(), [], 1e-3)
+    assert type(reconstruction_step(one, Objective("mse", [Contractive(1e-3)]), opt)) is DenseChainStep
+    assert type(reconstruction_step(one, Objective("mse", [Contractive(1e-3, "closed")]), opt)) is DenseChainStep
+    for method in ("exact", "hutchinson"):
+        assert type(reconstruction_step(one, Objective("mse", [Contractive(1e-3, method)]), opt)) is ReconstructionStep
+    for other in (DenseAutoencoder(12, [6, 3], coding_activation="sigmoid", seed=0), DenseAutoencoder(12, [5], seed=0)):
+        opt = make_optimizer("adam", other.parameters(), [], 1e-3)
+        assert type(reconstruction_step(other, Objective("mse", [Contractive(1e-3)]), opt)) is ReconstructionStep
+
+
 @pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
 def test_sparse_estimator_takes_the_fast_path_and_trains_like_autograd(digits):
     X = digits[0][:400]

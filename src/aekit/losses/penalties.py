@@ -5,10 +5,12 @@ L2 on weights is not computed per batch: it enters the optimizer as coupled weig
 only (``grad += l2 * W``), which is exactly the gradient of ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the
 book's), at no extra pass. :func:`l2_penalty` gives the term's value for the history.
 
-A penalty on the codings alone may also offer ``value_and_grad(codings)``: the same unweighted term and its
-gradient with respect to the codings (or a tensor that broadcasts to their shape: one row when it is the same for
-every row), for the hand-written fast path (:class:`~aekit.training.DenseChainStep`), which adds that gradient,
-weighted, at the coding layer of its backward pass.
+A penalty may also have a hand-written form for the fast path (:class:`~aekit.training.DenseChainStep`):
+``hand_written(model)`` says whether it applies to that model, and ``value_and_grad(codings, weight)`` (the
+codings and the weight of the layer that made them) returns the same unweighted term, its gradient with respect
+to the codings (or a tensor that broadcasts to their shape: one row when it is the same for every row) and its
+direct gradient with respect to that weight (None if the term does not read it). The step adds both, weighted:
+the first at the coding layer of its backward pass, the second to the weight's gradient.
 """
 
 from __future__ import annotations
@@ -51,14 +53,17 @@ class KLSparsity:
         p = self.target
         return (p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))).sum()
 
-    def value_and_grad(self, codings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hand_written(self, model: AutoencoderModule) -> bool:
+        return True
+
+    def value_and_grad(self, codings: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         """The term for ``codings`` (batch, latent) and its gradient with respect to them, the same for every row:
         ``((1 - p) / (1 - q_j) - p / q_j) / batch``, zero where the clamp clips (as autograd's); shape (latent,)."""
         p, mean = self.target, codings.mean(dim=0)
         q = mean.clamp(self.eps, 1 - self.eps)
         inside = (mean >= self.eps) & (mean <= 1 - self.eps)
         grad = ((1 - p) / (1 - q) - p / q).mul_(inside).div_(len(codings))
-        return self._kl(q), grad
+        return self._kl(q), grad, None
 
 
 class L1Codings:
@@ -72,9 +77,12 @@ class L1Codings:
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
         return output.codings.flatten(1).abs().sum(dim=1).mean()
 
-    def value_and_grad(self, codings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def hand_written(self, model: AutoencoderModule) -> bool:
+        return True
+
+    def value_and_grad(self, codings: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
         """The term for ``codings`` (batch, latent) and its gradient ``sign(z) / batch`` with respect to them."""
-        return codings.abs().sum(dim=1).mean(), codings.sign().div_(len(codings))
+        return codings.abs().sum(dim=1).mean(), codings.sign().div_(len(codings)), None
 
 
 def parse_sparsity(spec: str | None) -> Penalty | None:
@@ -116,6 +124,21 @@ class Contractive:
         encoder = getattr(model, "encoder", None)
         return (encoder is not None and len(encoder) == 1 and isinstance(encoder[0], torch.nn.Linear)
                 and model.config.get("coding_activation", model.config.get("activation")) == "sigmoid")
+
+    def hand_written(self, model: AutoencoderModule) -> bool:
+        """The closed form has one (when it is the method used); the Jacobian-based methods need autograd."""
+        return self.method in ("auto", "closed") and self.closed_form_applies(model)
+
+    def value_and_grad(self, codings: torch.Tensor, weight: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The closed form for sigmoid ``codings`` (batch, latent) made by ``weight`` (latent, in), with
+        ``a = h (1 - h)`` and ``r_j = ||W_j||^2``: the gradient ``2 a (1 - 2h) r / batch`` with respect to the
+        codings and ``2 mean_i(a_ij^2) W_j`` with respect to the weight's rows directly."""
+        a = codings * (1 - codings)
+        a2, row_norms = a.pow(2), weight.pow(2).sum(dim=1)
+        value = (a2 * row_norms).sum(dim=1).mean()
+        grad_codings = (1 - 2 * codings).mul_(a).mul_(row_norms).mul_(2.0 / len(codings))
+        return value, grad_codings, weight * a2.mean(dim=0).mul_(2.0)[:, None]
 
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
         method = self.method

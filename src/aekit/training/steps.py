@@ -143,11 +143,12 @@ class HandWrittenStep(ReconstructionStep):
 
 
 class DenseChainStep(HandWrittenStep):
-    """:class:`ReconstructionStep` for a stack of dense layers trained on a reconstruction loss, plus penalties on
-    the codings that give their own gradient (``value_and_grad``: KL or L1 sparsity), without autograd: the chain's
-    forward, the loss and its gradient in one pass each, the chain's hand-written backward (gradients written in
-    place, a penalty's added at the coding layer), the optimizer step. Same update up to float rounding; ~10%
-    faster than autograd on the book's model, ~15% with a sparsity penalty (see :mod:`aekit.nn.chain`)."""
+    """:class:`ReconstructionStep` for a stack of dense layers trained on a reconstruction loss, plus penalties with
+    a hand-written gradient (``value_and_grad``: KL or L1 sparsity, the closed-form contractive term), without
+    autograd: the chain's forward, the loss and its gradient in one pass each, the chain's hand-written backward
+    (gradients written in place, a penalty's added at the coding layer and to the coding layer's weight), the
+    optimizer step. Same update up to float rounding; ~10% faster than autograd on the book's model, ~10-20% with
+    a penalty (see :mod:`aekit.nn.chain`, docs/benchmarks.md)."""
 
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
@@ -156,18 +157,28 @@ class DenseChainStep(HandWrittenStep):
         if chain.target_index is not None:
             targets = outputs[chain.target_index]
         extra: dict[int, torch.Tensor] = {}  # d penalties / d codings (or a row broadcast to them), by layer index
+        weight_grads: list[tuple[torch.Tensor, float]] = []  # d penalty / d the coding layer's weight, its weight
         terms = {}
+        i = chain.coding_index
+        coding_weight = chain.layers[i - 1].weight if i is not None else None
         for penalty in self.objective.penalties:  # before the reconstruction gradient may overwrite the logits
-            i = chain.coding_index
-            terms[penalty.name], grad = penalty.value_and_grad(outputs[i])
+            terms[penalty.name], grad, grad_weight = penalty.value_and_grad(outputs[i], coding_weight.detach())
             grad = grad * penalty.weight
             extra[i] = extra[i] + grad if i in extra else grad
+            if grad_weight is not None:
+                weight_grads.append((grad_weight, penalty.weight))
         loss, grad = self.reconstruction_with_grad(chain, outputs[-1], targets)
         total = loss
         for penalty in self.objective.penalties:
             total = total + penalty.weight * terms[penalty.name]
         terms = {"reconstruction": loss, **terms, "loss": total}
-        return terms, lambda: chain.backward(outputs, grad, extra=extra)
+
+        def backward() -> None:
+            chain.backward(outputs, grad, extra=extra)
+            for g, weight in weight_grads:
+                coding_weight.grad.add_(g, alpha=weight)
+
+        return terms, backward
 
 
 class VariationalChainStep(HandWrittenStep):
@@ -264,12 +275,12 @@ def reconstruction_step(
 ) -> ReconstructionStep:
     """The step for ``model``, in a single process, without anomaly detection, on MSE or BCE:
     :class:`DenseChainStep` when the model is a dense chain (``dense_chain()``) trained with "mean" reduction and
-    any penalties are on its codings with a gradient of their own (``value_and_grad``: KL or L1 sparsity, not the
-    contractive term); :class:`VariationalChainStep` for a dense VAE (``variational_chain()``, "sum" reduction,
+    every penalty has a hand-written form for it (``hand_written(model)``: KL or L1 sparsity, the contractive
+    term's closed form for one sigmoid coding layer; not its Jacobian-based methods); :class:`VariationalChainStep` for a dense VAE (``variational_chain()``, "sum" reduction,
     no input noise, no penalty); otherwise the autograd :class:`ReconstructionStep`."""
     if world()[1] == 1 and objective.reconstruction_name in LOSSES_WITH_GRAD and not torch.is_anomaly_enabled():
         if (objective.reduction == "mean" and hasattr(model, "dense_chain")
-                and all(hasattr(p, "value_and_grad") for p in objective.penalties)):
+                and all(hasattr(p, "hand_written") and p.hand_written(model) for p in objective.penalties)):
             chain = model.dense_chain()
             if chain is not None and (not objective.penalties or chain.coding_index is not None):
                 return DenseChainStep(model, chain, objective, optimizer, corrupt)
