@@ -197,12 +197,14 @@ def cmd_train(args: argparse.Namespace) -> None:
         est.set_params(warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
         state = est._train_state or {}
         step, phase = (int(state.get(f"position.{key}", 0)) for key in ("step", "phase"))
-        if main and phase:  # stopped inside greedy pretraining: that phase's own epochs
-            epoch = int(state["position.epoch"])
-            print(f"resuming {run} at greedy phase {phase}/{len(est._phases())}, epoch "
-                  f"{epoch + 1 if step else epoch}/{est._phases()[phase - 1].epochs}" + (f", batch {step}" if step else ""))
-        elif main:
-            print(f"resuming {run} at epoch {est.n_epochs_ + 1 if step else est.n_epochs_}/{est.epochs}"
+        if phase:  # stopped inside greedy pretraining: that phase's own epochs
+            phases = est._phases()
+            where, done, total = (f"greedy phase {phase}/{len(phases)}, ", int(state["position.epoch"]),
+                                  phases[phase - 1].epochs)
+        else:
+            where, done, total = "", est.n_epochs_, est.epochs
+        if main:
+            print(f"resuming {run} at {where}epoch {done + 1 if step else done}/{total}"
                   + (f", batch {step}" if step else ""))
     else:
         est = estimator(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)

@@ -28,13 +28,17 @@ class Objective:
     ) -> dict[str, torch.Tensor]:
         if output.target is not None:
             target = output.target
-        terms = {"reconstruction": self.reconstruction(output, target, self.reduction)}
-        loss = terms["reconstruction"]
-        for name, term in output.terms.items():
-            terms[name] = term
-            loss = loss + term
-        for penalty in self.penalties:
-            terms[penalty.name] = penalty(output, inputs, model)
-            loss = loss + penalty.weight * terms[penalty.name]
-        terms["loss"] = loss
-        return terms
+        terms = {"reconstruction": self.reconstruction(output, target, self.reduction), **output.terms}
+        terms.update({penalty.name: penalty(output, inputs, model) for penalty in self.penalties})
+        return self.with_loss(terms)
+
+    def with_loss(self, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``terms`` (the reconstruction first) with their sum ``"loss"`` added, in their order: each penalty's term
+        times its weight, any other term (a model's own, e.g. a VAE's KL) as it is. The hand-written steps
+        (:mod:`aekit.training.steps`) sum their terms here too."""
+        weights = {penalty.name: penalty.weight for penalty in self.penalties}
+        names = iter(terms)
+        loss = terms[next(names)]
+        for name in names:
+            loss = loss + weights[name] * terms[name] if name in weights else loss + terms[name]
+        return {**terms, "loss": loss}

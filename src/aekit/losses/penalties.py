@@ -134,20 +134,23 @@ class Contractive:
         """The closed form for sigmoid ``codings`` (batch, latent) made by ``weight`` (latent, in), with
         ``a = h (1 - h)`` and ``r_j = ||W_j||^2``: the gradient ``2 a (1 - 2h) r / batch`` with respect to the
         codings and ``2 mean_i(a_ij^2) W_j`` with respect to the weight's rows directly."""
-        a = codings * (1 - codings)
-        a2, row_norms = a.pow(2), weight.pow(2).sum(dim=1)
-        value = (a2 * row_norms).sum(dim=1).mean()
+        a, a2, row_norms, value = self._closed(codings, weight)
         grad_codings = (1 - 2 * codings).mul_(a).mul_(row_norms).mul_(2.0 / len(codings))
         return value, grad_codings, weight * a2.mean(dim=0).mul_(2.0)[:, None]
+
+    @staticmethod
+    def _closed(h: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``a = h (1 - h)``, ``a^2``, ``r_j = ||W_j||^2`` and the closed-form term ``mean_i sum_j a_ij^2 r_j``."""
+        a = h * (1 - h)
+        a2, row_norms = a.pow(2), weight.pow(2).sum(dim=1)
+        return a, a2, row_norms, (a2 * row_norms).sum(dim=1).mean()
 
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
         method = self.method
         if method == "auto":
             method = "closed" if self.closed_form_applies(model) else "exact"
-        if method == "closed":
-            h = output.codings  # (batch, latent), sigmoid outputs
-            row_norms = model.encoder[0].weight.pow(2).sum(dim=1)  # (latent,) = ||W_j||^2
-            return ((h * (1 - h)).pow(2) * row_norms).sum(dim=1).mean()
+        if method == "closed":  # codings (batch, latent), sigmoid outputs of the one encoder layer
+            return self._closed(output.codings, model.encoder[0].weight)[-1]
         if method == "exact":
             jac = torch.func.vmap(torch.func.jacrev(lambda x: model.encode(x[None])[0]))(inputs)  # (b, latent, in)
             return jac.flatten(1).pow(2).sum(dim=1).mean()

@@ -156,27 +156,20 @@ class DenseChainStep(HandWrittenStep):
         outputs = chain.forward(seen)
         if chain.target_index is not None:
             targets = outputs[chain.target_index]
-        extra: dict[int, torch.Tensor] = {}  # d penalties / d codings (or a row broadcast to them), by layer index
-        weight_grads: list[tuple[torch.Tensor, float]] = []  # d penalty / d the coding layer's weight, its weight
-        terms = {}
-        i = chain.coding_index
-        coding_weight = chain.layers[i - 1].weight if i is not None else None
-        for penalty in self.objective.penalties:  # before the reconstruction gradient may overwrite the logits
-            terms[penalty.name], grad, grad_weight = penalty.value_and_grad(outputs[i], coding_weight.detach())
-            grad = grad * penalty.weight
-            extra[i] = extra[i] + grad if i in extra else grad
-            if grad_weight is not None:
-                weight_grads.append((grad_weight, penalty.weight))
         loss, grad = self.reconstruction_with_grad(chain, outputs[-1], targets)
-        total = loss
+        i = chain.coding_index  # penalties read the codings, and maybe the weight of the layer that made them
+        values, coding_grad, weight_grads = {}, None, []
         for penalty in self.objective.penalties:
-            total = total + penalty.weight * terms[penalty.name]
-        terms = {"reconstruction": loss, **terms, "loss": total}
+            values[penalty.name], g, g_weight = penalty.value_and_grad(outputs[i], chain.layers[i - 1].weight.detach())
+            coding_grad = g * penalty.weight if coding_grad is None else coding_grad + g * penalty.weight
+            if g_weight is not None:
+                weight_grads.append((g_weight, penalty.weight))
+        terms = self.objective.with_loss({"reconstruction": loss, **values})
 
         def backward() -> None:
-            chain.backward(outputs, grad, extra=extra)
-            for g, weight in weight_grads:
-                coding_weight.grad.add_(g, alpha=weight)
+            chain.backward(outputs, grad, extra=None if coding_grad is None else {i: coding_grad})
+            for g_weight, weight in weight_grads:
+                chain.layers[i - 1].weight.grad.add_(g_weight, alpha=weight)
 
         return terms, backward
 
@@ -192,8 +185,8 @@ class VariationalChainStep(HandWrittenStep):
         p = chain.forward(seen)
         target = p.inputs if chain.binarize else targets  # a drawn binary image is its own target
         reconstruction, grad = self.reconstruction_with_grad(chain.decoder, p.decoder[-1], target)
-        kl = p.kl * chain.beta
-        return {"reconstruction": reconstruction, "kl": kl, "loss": reconstruction + kl}, lambda: chain.backward(p, grad)
+        terms = self.objective.with_loss({"reconstruction": reconstruction, "kl": p.kl * chain.beta})
+        return terms, lambda: chain.backward(p, grad)
 
 
 class CapturedStep:
