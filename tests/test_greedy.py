@@ -19,7 +19,7 @@ def make_step_factory(record):
     def make_step(module, params, regularized, lr, loss, coding_layer):
         params = list(params)
         record.append((module, [id(p) for p in params], [id(p) for p in regularized], loss))
-        return est._step(module, params, regularized, lr, loss, coding_layer)
+        return est._reconstruction_step(module, params, regularized, lr, loss, coding_layer)
 
     return make_step
 

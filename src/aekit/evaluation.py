@@ -24,7 +24,7 @@ import torch
 from .errors import ConfigError
 from .losses.reconstruction import reconstruction_loss
 from .models.base import AEOutput
-from .models.variational import VariationalAutoencoder, gaussian_kl
+from .models.variational import VariationalAutoencoderModule as VariationalAutoencoder, gaussian_kl
 
 LOG_2PI = math.log(2 * math.pi)
 

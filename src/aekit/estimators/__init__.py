@@ -1,11 +1,28 @@
-"""scikit-learn facades over the models."""
+"""scikit-learn estimators: the machinery every estimator shares (:mod:`.base`, the parts of :mod:`.parts`) and
+the task estimators built on any family (:mod:`.classifier`). Each family's own estimator lives in its model file
+(:mod:`aekit.models`); all are found here by class name, e.g. ``aekit.estimators.VariationalAutoencoder``."""
 
-from .adversarial import AdversarialAutoencoder
-from .autoencoder import Autoencoder
-from .base import TorchEstimator, load
-from .classifier import PretrainedClassifier
-from .gsn import GSN
-from .hasher import SemanticHasher
-from .variational import VariationalAutoencoder
+from __future__ import annotations
 
-__all__ = ["AdversarialAutoencoder", "Autoencoder", "GSN", "PretrainedClassifier", "SemanticHasher", "TorchEstimator", "VariationalAutoencoder", "load"]
+import importlib
+from typing import Any
+
+from .base import AutoencoderEstimator, Sampling, TorchEstimator, load
+
+TASKS = ("classifier",)  # estimators of tasks (not families), one module each
+
+
+def load_tasks() -> None:
+    for name in TASKS:
+        importlib.import_module(f"{__name__}.{name}")
+
+
+def __getattr__(name: str) -> Any:
+    from ..registry import ESTIMATORS
+
+    if name in ESTIMATORS:
+        return ESTIMATORS.get(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["AutoencoderEstimator", "Sampling", "TorchEstimator", "load", "load_tasks"]

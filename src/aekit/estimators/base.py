@@ -1,33 +1,39 @@
-"""Machinery every aekit estimator shares: input validation, seeding, the call into the one training loop,
-checkpoints each epoch, resume (``warm_start``), save/load. Subclasses say which model and which step."""
+"""What every aekit estimator is made of: declared parameters (:mod:`aekit.params`), parts
+(:mod:`aekit.estimators.parts`), and the machinery of training with the one loop: input validation, seeding,
+checkpoints each epoch, resume (``warm_start``), save/load.
+
+A family declares its parts and own parameters and says which model it builds and how (``_model_config``); the
+step, the objective, the corruption and any pretraining come from its parts. :class:`AutoencoderEstimator` adds
+the scikit-learn transformer API every autoencoder shares, :class:`Sampling` the ``sample`` of generative ones.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from numbers import Integral, Real
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_array, check_is_fitted, validate_data
 
 from .. import __version__
 from ..device import resolve_device
 from ..errors import CheckpointError, DataError
 from ..io import Checkpoint, load_checkpoint, load_optimizer_state, optimizer_state_tensors, save_checkpoint
+from ..losses.objective import Objective
 from ..losses.penalties import l2_penalty
-from ..models.base import AutoencoderModule, build_model
+from ..models.base import AEOutput, AutoencoderModule, build_model
+from ..params import Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS
-from ..training import EarlyStopping, EpochCallback, map_batches, train
-from ..training.distributed import is_main_process
+from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
+from ..training.distributed import distributed, is_main_process
 from ..training.loop import History, Position
-from ..training.optim import OPTIMIZERS
 from ..training.signals import stop_on_signals
+from .parts import Part, Training, output_activation
 
 
 def _jsonable(value: Any) -> Any:
@@ -42,80 +48,143 @@ def _jsonable(value: Any) -> Any:
     return None  # e.g. a RandomState instance: not reproducible from JSON, stored as None
 
 
-# Parameters every estimator trained by the one loop has, validated the same way (each estimator's own table
-# adds its model's parameters to these).
-TRAINING_PARAMETERS: dict[str, list] = {
-    "optimizer": [StrOptions(set(OPTIMIZERS))],
-    "learning_rate": [Interval(Real, 0, None, closed="neither")],
-    "l2": [Interval(Real, 0, None, closed="left")],
-    "batch_size": [Interval(Integral, 1, None, closed="left")],
-    "epochs": [Interval(Integral, 0, None, closed="left")],
-    "early_stopping": ["boolean"],
-    "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-    "patience": [Interval(Integral, 1, None, closed="left")],
-    "random_state": ["random_state"],
-    "device": [str, None],
-    "checkpoint_dir": [str, os.PathLike, None],
-    "warm_start": ["boolean"],
-    "verbose": ["verbose"],
-}
+def generator_from(random_state: Any) -> torch.Generator:
+    """A CPU generator seeded from ``random_state`` (None: fresh entropy, as scikit-learn)."""
+    seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+    return torch.Generator().manual_seed(seed)
 
 
 class TorchEstimator(BaseEstimator):
-    """Base for estimators that train a torch module with the one loop.
+    """Base for estimators trained by the one loop.
 
-    Subclasses define ``_build_model(n_features, seed)``, ``_make_step(model, params, regularized)`` and may
-    override ``_prepare_targets``. Learned state: ``model_``, ``history_``, ``n_epochs_``, ``n_features_in_``.
+    A subclass declares ``parts`` (each brings parameters and hooks), ``own_params`` (parameters of its own) and
+    ``positional`` (the parameters that may be passed by position); its ``__init__``, ``_parameter_constraints``
+    and the ``Parameters`` section of its docstring are made from them. It defines ``_model_config(n_features)``
+    (the keyword arguments of the registered model ``model_name``) and may override ``_make_step``. Learned
+    state: ``model_``, ``history_``, ``n_epochs_``, ``n_features_in_``, ``seed_``, ``device_``.
     """
 
-    model_name: str = "dense"
+    parts: ClassVar[tuple[Part, ...]] = (Training(),)
+    own_params: ClassVar[tuple[Param, ...]] = ()
+    positional: ClassVar[tuple[str, ...]] = ()
+    model_name: ClassVar[str] = ""
+    #: how the reconstruction loss is reduced: "mean" over every element, "sum" per row (nats per image)
+    reduction: ClassVar[str] = "mean"
 
-    # -- hooks ---------------------------------------------------------------------------------------------
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if any(name in cls.__dict__ for name in ("parts", "own_params", "positional")):
+            cls._declare()
+
+    @classmethod
+    def _declare(cls) -> None:
+        params = cls.declared_params()
+        check_unique(params)
+        if not any(isinstance(part, Training) for part in cls.parts):
+            raise TypeError(f"{cls.__name__}: every estimator trained by the loop has the Training part")
+        cls.__init__ = make_init(params, cls.positional, cls.__qualname__)  # type: ignore[method-assign]
+        cls._parameter_constraints = {p.name: list(p.constraints) for p in params}
+        cls.__doc__ = with_parameters_doc(cls.__dict__.get("__doc__"), parameters_doc(params, cls.positional))
+
+    @classmethod
+    def declared_params(cls) -> tuple[Param, ...]:
+        """Every parameter, each declared once: the estimator's own, then its parts' in order."""
+        return (*cls.own_params, *(p for part in cls.parts for p in part.params))
+
+    @classmethod
+    def part(cls, kind: type) -> Part:
+        """The part of class ``kind`` this estimator is made of (``LookupError`` if it has none)."""
+        for part in cls.parts:
+            if isinstance(part, kind):
+                return part
+        raise LookupError(f"{cls.__name__} has no {kind.__name__} part")
+
+    @classmethod
+    def declared(cls, name: str) -> Param:
+        for p in cls.declared_params():
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    # -- hooks a family defines --------------------------------------------------------------------------------
+    def _model_config(self, n_features: int) -> dict[str, Any]:
+        """Keyword arguments of the model ``_model_name()`` builds (without ``seed``)."""
+        raise NotImplementedError(f"{type(self).__name__} does not say how to build its model (_model_config)")
+
+    def _model_name(self) -> str:
+        return self.model_name
+
     def _build_model(self, n_features: int, seed: int) -> AutoencoderModule:
-        raise NotImplementedError
+        return build_model(self._model_name(), {**self._model_config(n_features), "seed": seed})
+
+    def _output_activation(self) -> str:
+        return output_activation(self)
+
+    def _objective(self, loss: str | None = None, coding_layer: bool = True) -> Objective:
+        """The reconstruction ``loss`` (default: the estimator's) plus the parts' penalties (only where the trained
+        module's codings are the model's: ``coding_layer``)."""
+        penalties = [p for part in self.parts for p in part.penalties(self)] if coding_layer else []
+        return Objective(self.loss if loss is None else loss, penalties, reduction=self.reduction)
+
+    def _corruption(self) -> Callable | None:
+        return next((c for c in (part.corruption(self) for part in self.parts) if c is not None), None)
+
+    def _reconstruction_step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str,
+                             coding_layer: bool = True):
+        """The step that trains ``module`` (the model, or one greedy layer pair): optimizer over ``params``
+        (``regularized`` get L2), the reconstruction ``loss`` plus the parts' penalties (``coding_layer``: the
+        module's codings are the model's), the parts' input corruption; the fastest executor that accepts it."""
+        params = list(params)
+        optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
+        objective = self._objective(loss, coding_layer)
+        return reconstruction_step(distributed(module, params), objective, optimizer, corrupt=self._corruption())
 
     def _make_step(self, model: AutoencoderModule):
         """The step that trains ``model`` end to end (wrapped for data-parallel training when in a group)."""
-        raise NotImplementedError
+        return self._reconstruction_step(model, model.parameters(), model.regularized_weights(), self.learning_rate,
+                                         self.loss)
 
     def _check_X(self, X: np.ndarray) -> None:
-        """Checks on validated training data that depend on the settings: BCE needs X in [0, 1]."""
-        if getattr(self, "loss", None) == "bce" and (X.min() < 0 or X.max() > 1):
-            raise DataError(
-                f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
-                "scale it (e.g. MinMaxScaler) or use loss='mse'"
-            )
+        """Checks on validated training data that depend on the settings (each part's)."""
+        for part in self.parts:
+            part.check(self, X)
 
-    # -- data ----------------------------------------------------------------------------------------------
+    # -- data --------------------------------------------------------------------------------------------------
     def _validate(self, X: Any, reset: bool) -> np.ndarray:
+        for part in self.parts:
+            X = part.rows(self, X, reset)
         return validate_data(self, X, dtype=np.float32, reset=reset, order="C")
 
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(self.device_)
 
-    def _map(self, fn, X: np.ndarray) -> np.ndarray:
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
         self.model_.eval()
         return map_batches(fn, self._to_tensor(X)).cpu().numpy()
 
-    # -- fitting -------------------------------------------------------------------------------------------
+    # -- fitting -----------------------------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None) -> TorchEstimator:
         """Train on ``X`` (``y`` is ignored). With ``warm_start`` and a fitted model (e.g. from
         :func:`aekit.load`), training continues from its weights, optimizer and RNG states until ``epochs``
         epochs have run in total."""
-        self._validate_params()
-        resume = bool(getattr(self, "warm_start", False)) and hasattr(self, "model_")
+        resume = bool(self.warm_start) and hasattr(self, "model_")
         X = self._validate(X, reset=not resume)
         self._check_X(X)
         if not resume:
-            self.device_ = resolve_device(self.device)
-            self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
-            self.model_ = self._build_model(X.shape[1], self.seed_).to(self.device_)
-            self.history_: History = []
-            self.n_epochs_ = 0
-            self._train_state: dict[str, torch.Tensor] = {}
-            self._state_meta: dict[str, str] = {}
+            self._start(X.shape[1])
         self._fit_model(X)
         return self
+
+    def _start(self, n_features: int) -> None:
+        """A new model: device, seed, weights, empty history and training state."""
+        self.device_ = resolve_device(self.device)
+        self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+        self.model_ = self._build_model(n_features, self.seed_).to(self.device_)
+        self.history_: History = []
+        self.n_epochs_ = 0
+        self._train_state: dict[str, torch.Tensor] = {}
+        self._state_meta: dict[str, str] = {}
 
     def _split(self, X: np.ndarray, Y: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None,
                                                                        np.ndarray | None, np.ndarray | None]:
@@ -129,21 +198,23 @@ class TorchEstimator(BaseEstimator):
                 f"{len(X)} samples leaves {n_val} for validation; use more data or a larger fraction"
             )
         perm = np.random.RandomState(self.seed_).permutation(len(X))
-        train, val = perm[n_val:], perm[:n_val]
-        return X[train], None if Y is None else Y[train], X[val], None if Y is None else Y[val]
-
-    def _pretrain(self, X: torch.Tensor, generator: torch.Generator, start: Position | None,
-                  resume_optimizer: Callable[[torch.optim.Optimizer], None] | None,
-                  on_checkpoint: Callable[[Any, Position], None], stop_requested: Callable[[], int]) -> None:
-        """Hook run before end-to-end training of a new model (e.g. greedy layer-wise pretraining), or to finish
-        it when a checkpoint was written inside it (``start``: a position with a ``phase``, whose optimizer state
-        ``resume_optimizer`` loads). ``on_checkpoint(step, position)`` records and saves a checkpoint."""
+        train_rows, val = perm[n_val:], perm[:n_val]
+        return X[train_rows], None if Y is None else Y[train_rows], X[val], None if Y is None else Y[val]
 
     def _end_to_end_epochs(self) -> int:
-        return self.epochs
+        return next((e for e in (part.end_to_end_epochs(self) for part in self.parts) if e is not None), self.epochs)
+
+    def _record_extra(self) -> dict[str, Any] | None:
+        return next((r for r in (part.record_extra(self) for part in self.parts) if r is not None), None)
+
+    def _pretrain(self, X, generator, start, resume_optimizer, on_checkpoint, stop_requested) -> None:
+        for part in self.parts:
+            part.pretrain(self, X, generator, start, resume_optimizer, on_checkpoint, stop_requested)
 
     def _fit_model(self, X: np.ndarray, Y: np.ndarray | None = None) -> None:
         """Train on rows ``X`` with targets ``Y`` (None: the rows themselves, as autoencoders do)."""
+        for part in self.parts:
+            X = part.training_rows(self, X)
         X_train, Y_train, X_val, Y_val = self._split(X, Y)
         X_t = self._to_tensor(X_train)
         X_v = None if X_val is None else self._to_tensor(X_val)
@@ -157,12 +228,7 @@ class TorchEstimator(BaseEstimator):
             torch.manual_seed(self.seed_)
             position = None
             if state:  # resume: position inside the epoch, shuffling and global RNG exactly where they were
-                position = Position(
-                    epoch=int(state.get("position.epoch", torch.tensor(self.n_epochs_))),
-                    step=int(state.get("position.step", torch.tensor(0))), shuffle_state=state["rng.shuffle"],
-                    totals={k[len("position.totals."):]: float(v) for k, v in state.items()
-                            if k.startswith("position.totals.")},
-                    phase=int(state.get("position.phase", torch.tensor(0))))
+                position = self._saved_position()
                 torch.set_rng_state(state["rng.torch"])
                 if "rng.cuda" in state and self.device_.type == "cuda":  # noise drawn on the GPU resumes too
                     torch.cuda.set_rng_state(state["rng.cuda"], self.device_)
@@ -182,6 +248,7 @@ class TorchEstimator(BaseEstimator):
                 self._pretrain(X_t, generator, None, None, checkpoint, stop_requested)
             start = position or Position(epoch=self.n_epochs_)
             step = self._make_step(model)
+            self.executor_ = getattr(step, "executor", "autograd")
             if position is not None:
                 resume_optimizer(step.optimizer)
             callbacks = []
@@ -201,15 +268,26 @@ class TorchEstimator(BaseEstimator):
             callbacks.insert(0, EpochCallback(on_epoch))
             train(step, X_t, Y_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
                   X_val=X_v, Y_val=Y_v, history=self.history_, start=start, callbacks=callbacks,
-                  checkpoint_every=getattr(self, "checkpoint_every", 0), on_checkpoint=on_checkpoint,
+                  checkpoint_every=self.checkpoint_every, on_checkpoint=on_checkpoint,
                   stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
                   record_extra=self._record_extra())
             if stopper is not None:
                 stopper.restore()
         model.eval()
 
-    def _record_extra(self) -> dict[str, Any] | None:
-        return None
+    def _saved_position(self) -> Position:
+        """Where the saved training state stands (see :class:`~aekit.training.loop.Position`)."""
+        state = self._train_state
+        try:
+            return Position(
+                epoch=int(state.get("position.epoch", torch.tensor(self.n_epochs_))),
+                step=int(state.get("position.step", torch.tensor(0))), shuffle_state=state["rng.shuffle"],
+                totals={k[len("position.totals."):]: float(v) for k, v in state.items()
+                        if k.startswith("position.totals.")},
+                phase=int(state.get("position.phase", torch.tensor(0))))
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"the checkpoint's training state is damaged ({exc!r}); resume from an intact "
+                                  "copy or train again") from None
 
     def _capture_state(self, step, position: Position) -> None:
         tensors, groups = optimizer_state_tensors(step.optimizer)
@@ -224,7 +302,7 @@ class TorchEstimator(BaseEstimator):
             tensors[f"position.totals.{name}"] = torch.tensor(value, dtype=torch.float64)
         self._train_state, self._state_meta = tensors, {"param_groups": groups}
 
-    # -- persistence ---------------------------------------------------------------------------------------
+    # -- persistence -------------------------------------------------------------------------------------------
     def _config(self) -> dict[str, Any]:
         check_is_fitted(self, "model_")
         return {
@@ -237,9 +315,13 @@ class TorchEstimator(BaseEstimator):
             "extra": getattr(self, "checkpoint_extra_", {}),
         }
 
+    def _checkpoint_state(self) -> dict[str, torch.Tensor]:
+        """The tensors saved beside the weights: the training state (and what a family adds, e.g. an index)."""
+        return self._train_state
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the fitted estimator to a checkpoint folder (safetensors + JSON, atomic, no pickle)."""
-        return save_checkpoint(path, self._config(), self.model_.state_dict(), self._train_state,
+        return save_checkpoint(path, self._config(), self.model_.state_dict(), self._checkpoint_state(),
                                self._state_meta, self.history_)
 
     @classmethod
@@ -249,22 +331,23 @@ class TorchEstimator(BaseEstimator):
             params = dict(cfg["params"])
             if device is not None:
                 params["device"] = device
-            est = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items()})
+            known = set(cls._get_param_names())
+            est = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in known})
             est.device_ = resolve_device(est.device)
             est.model_ = build_model(cfg["model"]["name"], cfg["model"]["config"])
             fitted = cfg["fitted"]
-            est.n_features_in_ = fitted["n_features_in_"]
-            est.n_epochs_ = fitted["n_epochs_"]
-            est.seed_ = fitted["seed_"]
-        except (KeyError, TypeError) as exc:
-            raise CheckpointError(f"checkpoint config is missing or has a bad entry: {exc}") from None
+            est.n_features_in_ = int(fitted["n_features_in_"])
+            est.n_epochs_ = int(fitted["n_epochs_"])
+            est.seed_ = int(fitted["seed_"])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"checkpoint config is missing or has a bad entry: {exc!r}") from None
         try:
             est.model_.load_state_dict(ckpt.weights)
         except RuntimeError as exc:
             raise CheckpointError(f"checkpoint weights do not fit the model its config describes: {exc}") from None
         est.model_.to(est.device_).eval()
         est.history_ = ckpt.history
-        est._train_state, est._state_meta = ckpt.state, ckpt.state_meta
+        est._train_state, est._state_meta = dict(ckpt.state), dict(ckpt.state_meta)
         est.checkpoint_extra_ = cfg.get("extra", {})
         return est
 
@@ -276,7 +359,75 @@ def load(path: str | os.PathLike, device: str | None = None) -> TorchEstimator:
     """
     ckpt = load_checkpoint(path)
     name = ckpt.config.get("estimator")
-    if name not in ESTIMATORS:
-        raise CheckpointError(f"checkpoint {path} names an unknown estimator {name!r}")
+    if not isinstance(name, str) or name not in ESTIMATORS:
+        raise CheckpointError(f"checkpoint {path} names an unknown estimator {name!r}; known: "
+                              f"{', '.join(ESTIMATORS.available())}")
     return ESTIMATORS.get(name)._from_checkpoint(ckpt, device=device)
 
+
+class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, TorchEstimator):
+    """The scikit-learn API every autoencoder shares: ``transform`` (codings), ``inverse_transform`` (decode),
+    ``predict`` (reconstruct), ``reconstruction_error`` / ``score_samples`` / ``score``."""
+
+    @property
+    def _n_features_out(self) -> int:
+        return int(self.model_.n_codings)
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Codings of ``X``: (n_samples, coding size)."""
+        check_is_fitted(self, "model_")
+        return self._map(self.model_.encode, self._validate(X, reset=False))
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Decode codings (n_samples, coding size) to reconstructions (n_samples, n_features)."""
+        check_is_fitted(self, "model_")
+        codings = check_array(X, dtype=np.float32, order="C")
+        if codings.shape[1] != self._n_features_out:
+            raise DataError(f"codings have {codings.shape[1]} columns, but the coding layer has "
+                            f"{self._n_features_out} units")
+        return self._map(lambda z: self.model_.output(self.model_.decode(z)), codings)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Reconstructions of ``X``, in its shape (images give images)."""
+        check_is_fitted(self, "model_")
+        out = self._map(self.model_.reconstruct, self._validate(X, reset=False))
+        return out.reshape(X.shape) if getattr(X, "ndim", 2) in (3, 4) else out
+
+    def reconstruction_error(self, X: Any) -> np.ndarray:
+        """Per-row mean squared reconstruction error (higher = more anomalous)."""
+        from ..losses.reconstruction import mse
+
+        check_is_fitted(self, "model_")
+        X = self._validate(X, reset=False)
+        model = self.model_
+
+        def row_error(xb: torch.Tensor) -> torch.Tensor:
+            return mse(AEOutput(model.decode(model.encode(xb)), xb, model.output_activation), xb, "none")
+
+        return self._map(row_error, X)
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Negative per-row reconstruction MSE: scikit-learn's convention, the lower the more abnormal."""
+        return -self.reconstruction_error(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Negative mean squared reconstruction error over all elements (higher is better)."""
+        return float(self.score_samples(X).mean())
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
+class Sampling:
+    """``sample(n)``: codings drawn from the model's prior (its ``sample_codings``), decoded."""
+
+    def sample(self, n: int, random_state: Any = None) -> np.ndarray:
+        """``n`` new samples (n, n_features): prior draws, decoded; the decoder's means (pixel probabilities for a
+        Bernoulli decoder)."""
+        check_is_fitted(self, "model_")
+        if int(n) < 1:
+            raise DataError(f"n must be >= 1 samples, got {n}")
+        z = self.model_.sample_codings(int(n), generator_from(random_state))
+        return self._map(lambda c: self.model_.output(self.model_.decode(c)), z.cpu().numpy())

@@ -27,13 +27,29 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..io import Checkpoint
 from ..models.base import build_model
 from ..models.classifier import EncoderClassifier, ModelSuffix, encoder_spec
+from ..params import Flag, Param
 from ..registry import register_estimator
 from ..training import make_optimizer
 from ..training.classification import ClassificationStep
 from ..training.distributed import distributed
 from ..training.loop import History
-from .autoencoder import Autoencoder
-from .base import TRAINING_PARAMETERS, TorchEstimator, _jsonable, load
+from .base import TorchEstimator, _jsonable, load
+from .parts import Training, int_list
+
+
+def _freeze_flag(text: str) -> str | int:
+    """``--freeze``: all, none or a number of lower encoder layers."""
+    import argparse
+
+    if text in ("all", "none"):
+        return text
+    try:
+        k = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected all, none or a number of layers, got {text!r}") from None
+    if k < 0:
+        raise argparse.ArgumentTypeError(f"the number of frozen layers must be >= 0, got {k}")
+    return k
 
 def _labelled_rows(y: np.ndarray, unlabelled: Any) -> np.ndarray:
     """Boolean mask of the rows whose label is not the marker ``unlabelled`` (None: every row is labelled)."""
@@ -58,54 +74,6 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
     autoencoder's weights and activations (``pretrain=True``) or the same shapes from a random init
     (``pretrain=False``: the from-scratch baseline with the identical network).
 
-    Parameters
-    ----------
-    autoencoder : aekit.Autoencoder, str, path or None, default=None
-        Where the encoder comes from: a fitted autoencoder (its weights are copied, never changed); an unfitted
-        one (a copy is fitted on all rows of ``X``, labelled or not); a checkpoint folder written by
-        :meth:`aekit.Autoencoder.save` or ``aekit train``; or None: an ``aekit.Autoencoder(**autoencoder_params)``
-        is fitted on all rows of ``X``. An autoencoder that is already fitted never sees the unlabelled rows.
-        scikit-learn's ``clone`` (``GridSearchCV``, ``cross_val_score``) unfits an estimator parameter, so each
-        clone would pretrain its own copy: pass a checkpoint folder to reuse one autoencoder everywhere.
-    autoencoder_params : dict or None, default=None
-        Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g.
-        ``{"hidden_layers": (300, 150), "noise": "mask:0.3", "epochs": 10}`` (a denoising one). Its
-        ``random_state`` and ``device`` default to this classifier's.
-    pretrain : bool, default=True
-        False: no autoencoder is trained or copied; the encoder layers start from a random init (the same
-        architecture trained from scratch, the baseline).
-    freeze : {"none", "all"} or int, default="none"
-        Pretrained layers kept fixed: none (fine-tune everything), all encoder layers, or the lower ``k``. Frozen
-        layers are left out of the optimizer and their outputs are computed once for the training set and cached.
-    hidden_layers : sequence of int, default=()
-        Hidden layers of the head between the encoder and the softmax output (the encoder's activation).
-    dropout : float, default=0.0
-        Dropout rate on the outputs of the trained hidden layers (and of the frozen block), in training only.
-    optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    learning_rate : float, default=1e-3
-    l2 : float, default=0.0
-        L2 on the weight matrices being trained (never biases), ``l2/2 * sum(W**2)``.
-    batch_size : int, default=64
-    epochs : int, default=20
-        Epochs over the labelled rows (with ``warm_start``: in total).
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the labelled rows; stop after ``patience`` epochs without a lower
-        validation loss and keep the best weights.
-    validation_fraction : float, default=0.1
-    patience : int, default=10
-    random_state : int, RandomState instance or None, default=None
-        Seeds the autoencoder (when fitted here), the head's initialisation and the shuffling; an int makes a
-        CPU run repeatable bit for bit.
-    device : str, default="auto"
-    checkpoint_dir : str or None, default=None
-        If set, a checkpoint folder is written there after every epoch of the classifier's training.
-    warm_start : bool, default=False
-        Continue training a fitted (or loaded) classifier on new labelled data with the same classes.
-    unlabelled : int, str or None, default=-1
-        The label that marks unlabelled rows (scikit-learn's semi-supervised convention is -1); None: every row
-        is labelled, so -1 can be a class.
-    verbose : int, default=0
-
     Attributes
     ----------
     classes_ : ndarray of shape (n_classes,)
@@ -124,61 +92,39 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
 
     model_name = "classifier"
 
-    _parameter_constraints: dict = {
-        **TRAINING_PARAMETERS,
-        "autoencoder": [None, str, os.PathLike, HasMethods(["fit", "transform"])],
-        "autoencoder_params": [dict, None],
-        "pretrain": ["boolean"],
-        "freeze": [StrOptions({"none", "all"}), Interval(Integral, 0, None, closed="left")],
-        "hidden_layers": ["array-like"],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "unlabelled": [Integral, str, None],
-    }
-
-    def __init__(
-        self,
-        autoencoder: Any = None,
-        *,
-        autoencoder_params: dict | None = None,
-        pretrain: bool = True,
-        freeze: str | int = "none",
-        hidden_layers: tuple[int, ...] = (),
-        dropout: float = 0.0,
-        optimizer: str = "adam",
-        learning_rate: float = 1e-3,
-        l2: float = 0.0,
-        batch_size: int = 64,
-        epochs: int = 20,
-        early_stopping: bool = False,
-        validation_fraction: float = 0.1,
-        patience: int = 10,
-        random_state: Any = None,
-        device: str = "auto",
-        checkpoint_dir: str | None = None,
-        warm_start: bool = False,
-        unlabelled: int | str | None = -1,
-        verbose: int = 0,
-    ) -> None:
-        self.autoencoder = autoencoder
-        self.autoencoder_params = autoencoder_params
-        self.pretrain = pretrain
-        self.freeze = freeze
-        self.hidden_layers = hidden_layers
-        self.dropout = dropout
-        self.optimizer = optimizer
-        self.learning_rate = learning_rate
-        self.l2 = l2
-        self.batch_size = batch_size
-        self.epochs = epochs
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.patience = patience
-        self.random_state = random_state
-        self.device = device
-        self.checkpoint_dir = checkpoint_dir
-        self.warm_start = warm_start
-        self.unlabelled = unlabelled
-        self.verbose = verbose
+    positional = ("autoencoder",)
+    own_params = (
+        Param("autoencoder", None, [None, str, os.PathLike, HasMethods(["fit", "transform"])],
+              "Where the encoder comes from: a fitted autoencoder (its weights are copied, never changed); an "
+              "unfitted one (a copy is fitted on all rows of ``X``, labelled or not); a checkpoint folder written by "
+              ":meth:`aekit.Autoencoder.save` or ``aekit train``; or None: an "
+              "``aekit.Autoencoder(**autoencoder_params)`` is fitted on all rows of ``X``. An autoencoder that is "
+              "already fitted never sees the unlabelled rows. scikit-learn's ``clone`` (``GridSearchCV``, "
+              "``cross_val_score``) unfits an estimator parameter, so each clone would pretrain its own copy: pass a "
+              "checkpoint folder to reuse one autoencoder everywhere.",
+              type="aekit.Autoencoder, str, path or None", flag=Flag("--encoder", parse=str, metavar="RUN")),
+        Param("autoencoder_params", None, [dict, None],
+              "Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g. ``{\"hidden_layers\": "
+              "(300, 150), \"noise\": \"mask:0.3\", \"epochs\": 10}`` (a denoising one). Its ``random_state`` "
+              "and ``device`` default to this classifier's.", type="dict or None", flag=None),
+        Param("pretrain", True, ["boolean"],
+              "False: no autoencoder is trained or copied; the encoder layers start from a random init (the same "
+              "architecture trained from scratch, the baseline).", flag=Flag("--scratch", action="store_false")),
+        Param("freeze", "none", [StrOptions({"none", "all"}), Interval(Integral, 0, None, closed="left")],
+              "Pretrained layers kept fixed: none (fine-tune everything), all encoder layers, or the lower ``k``. "
+              "Frozen layers are left out of the optimizer and their outputs are computed once for the training set "
+              "and cached.", type="{'none', 'all'} or int", flag=Flag(parse=_freeze_flag)),
+        Param("hidden_layers", (), ["array-like"],
+              "Hidden layers of the head between the encoder and the softmax output (the encoder's activation).",
+              type="sequence of int", flag=Flag("--hidden", parse=int_list)),
+        Param("dropout", 0.0, [Interval(Real, 0, 1, closed="left")],
+              "Dropout rate on the outputs of the trained hidden layers (and of the frozen block), in training "
+              "only.", type="float"),
+        Param("unlabelled", -1, [Integral, str, None],
+              "The label that marks unlabelled rows (scikit-learn's semi-supervised convention is -1); None: every "
+              "row is labelled, so -1 can be a class.", type="int, str or None", flag=None),
+    )
+    parts = (Training(batch_size=64, epochs=20),)
 
     # -- the encoder ---------------------------------------------------------------------------------------
     def _source_autoencoder(self, X: np.ndarray) -> torch.nn.Module:
@@ -191,6 +137,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
             self.encoder_source_ = {"checkpoint": os.fspath(ae), "estimator": type(est).__name__}
             return module
         if ae is None:
+            from ..models.autoencoder import Autoencoder
+
             ae = Autoencoder(**(self.autoencoder_params or {}))
         elif self.autoencoder_params:
             raise ConfigError("autoencoder_params applies only with autoencoder=None; set the parameters on the "

@@ -38,6 +38,11 @@ class AutoencoderModule(nn.Module):
     config: dict[str, Any]
     output_activation: str = "linear"
 
+    @property
+    def n_codings(self) -> int:
+        """The size of the codings ``encode`` returns."""
+        raise NotImplementedError
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:  # (batch, features) -> (batch, latent)
         raise NotImplementedError
 

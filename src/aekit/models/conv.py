@@ -95,11 +95,19 @@ class ConvAutoencoder(AutoencoderModule):
         if coding_size is not None:  # dense coding layer: encoder[-1] and its mirror decoder[0]
             self.encoder.append(linear_layers([map_size, int(coding_size)], init, generator)[0])
             self.decoder.insert(0, linear_layers([int(coding_size), map_size], init, generator)[0])
-        self.n_codings = map_size if coding_size is None else int(coding_size)
+        self._n_codings = map_size if coding_size is None else int(coding_size)
         if wta:
             self.coding_filter = SpatialWTA(wta, shapes[-1]) if coding_size is None else LifetimeWTA(wta)
         else:
             self.coding_filter = None
+
+    @property
+    def n_codings(self) -> int:
+        return self._n_codings
+
+    @property
+    def n_features(self) -> int:
+        return self.config["n_features"]
 
     @property
     def map_shape(self) -> tuple[int, int, int]:

@@ -11,15 +11,42 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import AekitError
 from ..nn.chain import DenseChain, DenseLayer
 from ..nn.layers import activation as get_activation
-from ..nn.layers import linear_layers
+from ..nn.layers import check_sizes, linear_layers
 from ..nn.wta import LifetimeWTA
 from ..registry import register_model
+from ..training.executors import DENSE_CHAIN
 from .base import AutoencoderModule
 
 
+def _examples(activations: Sequence[str]):
+    """Small float64 dense autoencoders for every hand-written configuration (tests/test_common.py)."""
+    for tied in (False, True):
+        for act in activations:
+            for output in ("linear", "sigmoid"):
+                yield (f"dense {act} tied={tied} out={output}",
+                       _perturbed(DenseAutoencoder(12, [9, 5, 3], activation=act, tie_weights=tied,
+                                                   output_activation=output, coding_activation="tanh", seed=1)))
+        yield (f"dense sigmoid coding tied={tied}",
+               _perturbed(DenseAutoencoder(12, [9, 5], activation="elu", coding_activation="sigmoid",
+                                           tie_weights=tied, seed=1)))
+        yield (f"dense one sigmoid layer tied={tied}",
+               _perturbed(DenseAutoencoder(12, [7], coding_activation="sigmoid", tie_weights=tied, seed=1)))
+
+
+def _perturbed(model: nn.Module) -> nn.Module:
+    """``model`` in float64 with every parameter moved off its initial value (biases off zero), so that every term
+    of a gradient shows."""
+    model = model.double()
+    g = torch.Generator().manual_seed(7)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1 * torch.randn(p.shape, generator=g, dtype=p.dtype))
+    return model
+
+
+@DENSE_CHAIN.allow(examples=_examples)
 @register_model("dense")
 class DenseAutoencoder(AutoencoderModule):
     """``n_features - hidden_layers... - reversed(hidden_layers[:-1]) - n_features``.
@@ -41,9 +68,7 @@ class DenseAutoencoder(AutoencoderModule):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        hidden_layers = [int(h) for h in hidden_layers]
-        if not hidden_layers or min(hidden_layers) < 1:
-            raise AekitError(f"hidden_layers must be a non-empty list of positive sizes, got {hidden_layers}")
+        hidden_layers = check_sizes("hidden_layers", hidden_layers)
         get_activation(output_activation)  # validates the name
         self.config = dict(
             n_features=int(n_features), hidden_layers=hidden_layers, activation=activation, init=init,
@@ -67,6 +92,14 @@ class DenseAutoencoder(AutoencoderModule):
     @property
     def tie_weights(self) -> bool:
         return self.config["tie_weights"]
+
+    @property
+    def n_features(self) -> int:
+        return self.config["n_features"]
+
+    @property
+    def n_codings(self) -> int:
+        return self.config["hidden_layers"][-1]
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         for k in range(len(self.encoder)):
@@ -97,37 +130,30 @@ class DenseAutoencoder(AutoencoderModule):
         return (coding if k == len(self.encoder) - 1 else hidden), ("linear" if k == 0 else hidden)
 
     def pair_encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        return get_activation(self.pair_activations(k)[0])(self.encoder[k](x))
+        return self.pair_layers(k)[0](x)
 
     def pair_decode(self, h: torch.Tensor, k: int) -> torch.Tensor:
         """Decoder layer mirroring encoder layer ``k``: logits for ``k == 0``, else activations."""
-        j = len(self.encoder) - 1 - k
-        if self.tie_weights:
-            # (batch, out_k) @ (out_k, in_k): W_k used transposed inside the matmul, no copy
-            h = torch.addmm(self.decoder_biases[j], h, self.encoder[k].weight)
-        else:
-            h = self.decoder[j](h)
-        return get_activation(self.pair_activations(k)[1])(h)
+        return self.pair_layers(k)[1](h)
 
     def pair_layers(self, k: int) -> tuple[DenseLayer, DenseLayer]:
-        """Pair ``k`` as two :class:`~aekit.nn.chain.DenseLayer` (what ``pair_encode`` and ``pair_decode`` compute),
-        for the hand-written fast path."""
+        """Pair ``k`` as two :class:`~aekit.nn.chain.DenseLayer`: the model's math, defined once. ``pair_encode`` and
+        ``pair_decode`` run them under autograd; the hand-written executor runs the same specs. A tied decoder
+        layer multiplies by W_k transposed inside the matmul: (batch, out_k) @ (out_k, in_k), no copy."""
         j = len(self.encoder) - 1 - k
         enc = self.encoder[k]
         encode_activation, decode_activation = self.pair_activations(k)
+        encode = DenseLayer(enc.weight, enc.bias, encode_activation, module=enc)
         if self.tie_weights:
-            decode_weight, decode_bias = enc.weight, self.decoder_biases[j]
-        else:
-            decode_weight, decode_bias = self.decoder[j].weight, self.decoder[j].bias
-        return (DenseLayer(enc.weight, enc.bias, encode_activation),
-                DenseLayer(decode_weight, decode_bias, decode_activation, transposed=self.tie_weights))
+            return encode, DenseLayer(enc.weight, self.decoder_biases[j], decode_activation, transposed=True)
+        dec = self.decoder[j]
+        return encode, DenseLayer(dec.weight, dec.bias, decode_activation, module=dec)
 
     def dense_chain(self) -> DenseChain | None:
-        """The whole model as a :class:`~aekit.nn.chain.DenseChain`; None with a winner-take-all coding filter, which
-        the fast path does not implement, or in a subclass that computes something else in ``encode``, ``decode``
-        or ``forward`` (the semantic hasher's noisy codings)."""
-        own = all(getattr(type(self), name) is getattr(DenseAutoencoder, name) for name in ("encode", "decode", "forward"))
-        if self.coding_filter is not None or not own:
+        """The whole model as a :class:`~aekit.nn.chain.DenseChain` (the spec of :meth:`encode` then
+        :meth:`decode`); None with a winner-take-all coding filter between them, which a chain does not
+        express."""
+        if self.coding_filter is not None:
             return None
         pairs = [self.pair_layers(k) for k in range(len(self.encoder))]
         return DenseChain([e for e, _ in pairs] + [d for _, d in reversed(pairs)], self.output_activation,

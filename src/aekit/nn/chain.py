@@ -1,13 +1,19 @@
-"""A chain of dense layers with a hand-written backward pass: the fast path for training fully connected
-autoencoders with a plain reconstruction loss.
+"""The layer spec of a fully connected model, and its hand-written executor.
 
-Autograd records a node per layer and per activation, allocates every gradient afresh and reduces the loss in a
-pass of its own; on the book's MNIST model (784-300-150-300-784, batch 150, 2 CPU threads) that bookkeeping cost
-about 10% of a step on top of the matrix multiplies. Here each layer is ``h = act(h @ W.T + b)`` (or ``h @ W + b``
-for a tied decoder layer, ``W`` used transposed without a copy); activations are applied in place and
-differentiated from their outputs, gradients are written straight into each parameter's ``.grad`` with
-``out=``/in-place matmuls (a weight used twice, as tied weights are, gets both contributions). The result equals
-autograd's up to float rounding (tests/test_chain.py).
+A dense model describes its math once, as :class:`DenseLayer` specs (which weight, which bias, which activation,
+whether a tied weight is used transposed). Two executors read that one spec: calling a layer or a
+:class:`DenseChain` runs it under autograd (this is what the model's own ``encode``/``decode`` do), and
+:meth:`DenseChain.forward` / :meth:`DenseChain.backward` run it without autograd, with gradients written by hand.
+The hand-written executor only takes what is on its allow-list (:mod:`aekit.training.executors`); anything
+else trains through autograd over the same spec.
+
+Why by hand: autograd records a node per layer and per activation, allocates every gradient afresh and reduces the
+loss in a pass of its own; on the book's MNIST model (784-300-150-300-784, batch 150, 2 CPU threads) that
+bookkeeping costs about 10% of a step on top of the matrix multiplies (benchmarks/executors.py). Here each layer
+is ``h = act(h @ W.T + b)`` (or ``h @ W + b`` for a tied decoder layer, ``W`` used transposed without a copy);
+activations are applied in place and differentiated from their outputs, gradients are written straight into
+each parameter's ``.grad`` with ``out=``/in-place matmuls (a weight used twice, as tied weights are, gets both
+contributions). The result equals autograd's up to float rounding (tests/test_common.py, tests/test_chain.py).
 """
 
 from __future__ import annotations
@@ -18,63 +24,50 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import AekitError
-
-_SELU_ALPHA = 1.6732632423543772848170429916717
-_SELU_SCALE = 1.0507009873554804934193349852946
+from .layers import ACTIVATIONS, activation
 
 
-def _elu_(z: torch.Tensor) -> torch.Tensor:
-    return F.elu(z, inplace=True)
+def supports(name: str) -> bool:
+    """Whether the activation called ``name`` has a hand-written form (see :class:`aekit.nn.layers.Activation`)."""
+    entry = ACTIVATIONS.get(name)
+    return entry is not None and entry.hand_written
 
 
-def _selu_(z: torch.Tensor) -> torch.Tensor:
-    return F.selu(z, inplace=True)
-
-
-def _linear_(z: torch.Tensor) -> torch.Tensor:
-    return z
-
-
-# name -> (activation in place, grad *= activation'(x) computed from the activation's output y, in place)
-_ACTIVATIONS: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], Callable[[torch.Tensor, torch.Tensor], None] | None]] = {
-    "elu": (_elu_, lambda g, y: torch.ops.aten.elu_backward.grad_input(g, 1.0, 1.0, 1.0, True, y, grad_input=g)),
-    "selu": (_selu_, lambda g, y: torch.ops.aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y,
-                                                                        grad_input=g)),
-    "relu": (torch.relu_, lambda g, y: torch.ops.aten.threshold_backward.grad_input(g, y, 0.0, grad_input=g)),
-    "sigmoid": (torch.sigmoid_, lambda g, y: torch.ops.aten.sigmoid_backward.grad_input(g, y, grad_input=g)),
-    "tanh": (torch.tanh_, lambda g, y: torch.ops.aten.tanh_backward.grad_input(g, y, grad_input=g)),
-    "linear": (_linear_, None),
-}
-
-
-def supports(activation: str) -> bool:
-    return activation in _ACTIVATIONS
-
-
-def activate_(z: torch.Tensor, activation: str) -> torch.Tensor:
+def activate_(z: torch.Tensor, name: str) -> torch.Tensor:
     """``activation(z)`` computed in place."""
-    return _ACTIVATIONS[activation][0](z)
+    entry = ACTIVATIONS[name]
+    return z if entry.identity else entry.inplace(z)
 
 
-def activation_backward_(grad: torch.Tensor, output: torch.Tensor, activation: str) -> torch.Tensor:
+def activation_backward_(grad: torch.Tensor, output: torch.Tensor, name: str) -> torch.Tensor:
     """``grad * activation'(x)`` in place, from the activation's ``output``."""
-    backward = _ACTIVATIONS[activation][1]
-    if backward is not None:
-        backward(grad, output)
+    entry = ACTIVATIONS[name]
+    if not entry.identity:
+        entry.grad_from_output(grad, output)
     return grad
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class DenseLayer:
     """``activation(h @ weight.T + bias)``, or ``activation(h @ weight + bias)`` when ``transposed`` (a tied decoder
-    layer reusing an encoder weight). ``trainable=False``: the layer is only run forward (a frozen lower layer)."""
+    layer reusing an encoder weight). ``trainable=False``: the layer is only run forward (a frozen lower layer).
+    ``module``: the ``nn.Linear`` holding ``weight`` and ``bias``, called under autograd (so that its hooks see
+    the layer run: what ``F.linear`` computes is ``addmm(bias, h, weight.T)``, the same op)."""
 
     weight: torch.Tensor  # (out, in), or (in, out) when transposed
     bias: torch.Tensor  # (out,)
     activation: str
     transposed: bool = False
     trainable: bool = True
+    module: torch.nn.Module | None = None
+
+    def __call__(self, h: torch.Tensor) -> torch.Tensor:
+        """The layer's math under autograd: what the model computes (the hand-written executor computes the same
+        from the same spec, :meth:`DenseChain.forward`)."""
+        if self.module is not None:
+            return activation(self.activation)(self.module(h))
+        weight = self.weight if self.transposed else self.weight.T  # (in, out): W used transposed, no copy
+        return activation(self.activation)(torch.addmm(self.bias, h, weight))
 
 
 @dataclass(frozen=True)
@@ -89,10 +82,20 @@ class DenseChain:
     target_index: int | None = None
     coding_index: int | None = None
 
-    def __post_init__(self) -> None:
-        names = {layer.activation for layer in self.layers} | {self.output_activation}
-        if not all(supports(name) for name in names):
-            raise AekitError(f"no hand-written backward for activations {sorted(names - set(_ACTIVATIONS))}")
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """The chain under autograd, input to logits."""
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    def activations(self) -> set[str]:
+        """Every activation the chain applies, the output activation included."""
+        return {layer.activation for layer in self.layers} | {self.output_activation}
+
+    @property
+    def hand_written(self) -> bool:
+        """Whether every activation has a hand-written form (else only the autograd executor runs it)."""
+        return all(supports(name) for name in self.activations())
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -171,6 +174,10 @@ class VariationalChain:
     decoder: DenseChain
     beta: float = 1.0
     binarize: bool = False
+
+    @property
+    def hand_written(self) -> bool:
+        return self.encoder.hand_written and self.decoder.hand_written
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> VariationalPass:

@@ -1,48 +1,127 @@
-"""Activations and weight initialisations by name (one table each), shared by every model family."""
+"""Activations and weight initialisations by name (one table each), shared by every model family.
+
+An activation is defined once, here: its function (what every model computes under autograd) and, optionally,
+the two forms the hand-written executor needs (:mod:`aekit.training.executors`): the same function computed in
+place, and ``grad *= f'(x)`` computed in place from the activation's output. An activation registered without
+them (:func:`register_activation`) works everywhere; models that use it train through autograd.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import AekitError
+from ..errors import ConfigError
+
+_SELU_ALPHA = 1.6732632423543772848170429916717
+_SELU_SCALE = 1.0507009873554804934193349852946
+
+
+@dataclass(frozen=True, eq=False)
+class Activation:
+    """A named activation: ``fn`` (out of place, autograd), ``inplace`` (the same values written into its input,
+    no autograd) and ``grad_from_output`` (``grad *= f'(x)`` in place, from the output ``y = f(x)``); the last two
+    are None where no hand-written form exists. Calling it calls ``fn``; it pickles by name."""
+
+    name: str
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    inplace: Callable[[torch.Tensor], torch.Tensor] | None = None
+    grad_from_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None
+    identity: bool = False
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+    @property
+    def hand_written(self) -> bool:
+        """Whether the hand-written executor can run it (in place forward and derivative from the output)."""
+        return self.identity or (self.inplace is not None and self.grad_from_output is not None)
+
+    def __reduce__(self):
+        return activation, (self.name,)
+
+    def __repr__(self) -> str:
+        return f"Activation({self.name!r})"
+
 
 def identity(x: torch.Tensor) -> torch.Tensor:
-    """The linear activation (a named function, so that models holding it pickle)."""
+    """The linear activation."""
     return x
 
 
-ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "elu": F.elu,
-    "selu": F.selu,
-    "relu": F.relu,
-    "sigmoid": torch.sigmoid,
-    "tanh": torch.tanh,
-    "linear": identity,
-}
+def _elu_(z: torch.Tensor) -> torch.Tensor:
+    return F.elu(z, inplace=True)
+
+
+def _selu_(z: torch.Tensor) -> torch.Tensor:
+    return F.selu(z, inplace=True)
+
+
+def _elu_grad(g: torch.Tensor, y: torch.Tensor) -> None:
+    torch.ops.aten.elu_backward.grad_input(g, 1.0, 1.0, 1.0, True, y, grad_input=g)
+
+
+def _selu_grad(g: torch.Tensor, y: torch.Tensor) -> None:
+    torch.ops.aten.elu_backward.grad_input(g, _SELU_ALPHA, _SELU_SCALE, 1.0, True, y, grad_input=g)
+
+
+def _relu_grad(g: torch.Tensor, y: torch.Tensor) -> None:
+    torch.ops.aten.threshold_backward.grad_input(g, y, 0.0, grad_input=g)
+
+
+def _sigmoid_grad(g: torch.Tensor, y: torch.Tensor) -> None:
+    torch.ops.aten.sigmoid_backward.grad_input(g, y, grad_input=g)
+
+
+def _tanh_grad(g: torch.Tensor, y: torch.Tensor) -> None:
+    torch.ops.aten.tanh_backward.grad_input(g, y, grad_input=g)
+
+
+ACTIVATIONS: dict[str, Activation] = {}
+
+
+def register_activation(name: str, fn: Callable[[torch.Tensor], torch.Tensor],
+                        inplace: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                        grad_from_output: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                        identity: bool = False) -> Activation:
+    """Add an activation under ``name`` (every estimator's ``activation`` accepts it at once). Without
+    ``inplace`` and ``grad_from_output`` it has no hand-written form: models using it train through autograd."""
+    if name in ACTIVATIONS:
+        raise ValueError(f"activation {name!r} is already registered")
+    ACTIVATIONS[name] = Activation(name, fn, inplace, grad_from_output, identity)
+    return ACTIVATIONS[name]
+
+
+register_activation("elu", F.elu, _elu_, _elu_grad)
+register_activation("selu", F.selu, _selu_, _selu_grad)
+register_activation("relu", F.relu, torch.relu_, _relu_grad)
+register_activation("sigmoid", torch.sigmoid, torch.sigmoid_, _sigmoid_grad)
+register_activation("tanh", torch.tanh, torch.tanh_, _tanh_grad)
+register_activation("linear", identity, identity=True)
 
 # name -> std multiplier of 1/sqrt(fan_in) for normal inits; xavier is uniform (Glorot & Bengio 2010).
 _FAN_IN_GAIN = {"he": math.sqrt(2.0), "lecun": 1.0}
 INITS = ("he", "lecun", "xavier")
 
 
-def activation(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
-    """The activation function called ``name`` (one of :data:`ACTIVATIONS`)."""
+def activation(name: str) -> Activation:
+    """The activation called ``name`` (one of :data:`ACTIVATIONS`)."""
     try:
         return ACTIVATIONS[name]
-    except KeyError:
-        raise AekitError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}") from None
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown activation {name!r}; choose from {', '.join(ACTIVATIONS)}") from None
 
 
 def init_linear_(weight: torch.Tensor, bias: torch.Tensor | None, init: str, generator: torch.Generator | None = None) -> None:
     """Initialise a ``(out, in)`` weight in place: he/lecun = normal(0, gain / sqrt(fan_in)), xavier = Glorot
     uniform; biases start at zero."""
     if init not in INITS:
-        raise AekitError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
+        raise ConfigError(f"unknown init {init!r}; choose from {', '.join(INITS)}")
     fan_out, fan_in = weight.shape[0], weight.shape[1:].numel()
     with torch.no_grad():
         if init == "xavier":
@@ -60,3 +139,14 @@ def linear_layers(sizes: list[int], init: str, generator: torch.Generator | None
     for layer in layers:
         init_linear_(layer.weight, layer.bias, init, generator)
     return layers
+
+
+def check_sizes(name: str, sizes: list[int]) -> list[int]:
+    """``sizes`` as positive ints, or a ``ConfigError`` that says which is wrong."""
+    try:
+        values = [int(s) for s in sizes]
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a sequence of positive integers, got {sizes!r}") from None
+    if not values or min(values) < 1:
+        raise ConfigError(f"{name} must be a non-empty sequence of positive sizes, got {list(sizes)}")
+    return values

@@ -12,16 +12,18 @@ optimizers travel in checkpoints as one (:class:`OptimizerSet`).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..losses.objective import Objective
-from ..models.adversarial import AdversarialAutoencoder
 from .distributed import distributed
 from .steps import apply_update
+
+if TYPE_CHECKING:
+    from ..models.adversarial import AdversarialAutoencoderModule
 
 
 class OptimizerSet:
@@ -84,7 +86,7 @@ class AdversarialStep:
     ``prior_accuracy`` (how often D is right, over prior samples and codings together).
     """
 
-    def __init__(self, model: AdversarialAutoencoder, objective: Objective, optimizers: OptimizerSet) -> None:
+    def __init__(self, model: AdversarialAutoencoderModule, objective: Objective, optimizers: OptimizerSet) -> None:
         self.model, self.objective, self.optimizer = model, objective, optimizers
         encoder = [p for layer in model.encoder for p in layer.parameters()]
         # the decoder gets no gradient in the generator update: allowed (find_unused_parameters)

@@ -25,6 +25,7 @@ from torch import nn
 from ..models.base import AEOutput
 from ..nn.chain import DenseChain
 from .callbacks import EpochCallback
+from .executors import DENSE_CHAIN
 from .loop import History, Position, Step, map_batches, train
 
 
@@ -40,6 +41,20 @@ class Phase:
 MakeStep = Callable[[nn.Module, Sequence[nn.Parameter], Sequence[nn.Parameter], float, str, bool], Step]
 
 
+def _pair_examples(activations: Sequence[str]):
+    """Every layer pair of a small float64 dense autoencoder, cached or through the frozen lower layers."""
+    from ..models.dense import DenseAutoencoder, _perturbed
+
+    for act in activations:
+        model = _perturbed(DenseAutoencoder(12, [9, 5, 3], activation=act, seed=2))
+        for k in range(3):
+            for through_prefix in (False, True):
+                yield f"layer pair {k} of dense {act}, through_prefix={through_prefix}", LayerPair(model, k, through_prefix)
+    model = _perturbed(DenseAutoencoder(12, [9, 5], activation="elu", coding_activation="sigmoid", seed=2))
+    yield "innermost layer pair, sigmoid codings", LayerPair(model, 1, through_prefix=True)
+
+
+@DENSE_CHAIN.allow(when=lambda pair: type(pair.model) in DENSE_CHAIN.allowed, examples=_pair_examples)
 class LayerPair(nn.Module):
     """Pair ``k`` of a stacked model seen as an autoencoder of its own. With ``through_prefix`` it takes raw
     inputs, runs them through the frozen lower layers without autograd and reconstructs their output."""
@@ -60,9 +75,16 @@ class LayerPair(nn.Module):
     def regularized_weights(self) -> list[nn.Parameter]:
         return [p for p in self.model.pair_parameters(self.k) if p.dim() > 1]
 
+    @property
+    def n_features(self) -> int:
+        """The size of this pair's input rows: the model's input with ``through_prefix``, else layer k-1's."""
+        if self.through_prefix or self.k == 0:
+            return self.model.config["n_features"]
+        return self.model.config["hidden_layers"][self.k - 1]
+
     def dense_chain(self) -> DenseChain | None:
-        """This pair (after the frozen lower layers, with ``through_prefix``) as a hand-written fast-path chain,
-        when the model offers one."""
+        """This pair (after the frozen lower layers, with ``through_prefix``) as a chain of the model's layer
+        specs, when the model has them."""
         if not hasattr(self.model, "pair_layers"):
             return None
         prefix = [replace(self.model.pair_layers(i)[0], trainable=False) for i in range(self.k)] if (

@@ -1,6 +1,7 @@
 """Steps: what one batch of training does. The loop calls ``train_batch`` and ``eval_batch`` and knows nothing
-else about the model; a family with an unusual update (adversarial) brings its own step. On CUDA a step's
-whole update is captured once as a CUDA graph and replayed (:class:`CapturedStep`)."""
+else about the model; a family with an unusual update (adversarial) brings its own step. The hand-written steps
+that run a model's spec without autograd are in :mod:`aekit.training.executors`. On CUDA a step's whole update
+is captured once as a CUDA graph and replayed (:class:`CapturedStep`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from collections.abc import Callable
 import torch
 
 from ..losses.objective import Objective
-from ..losses.reconstruction import LOSSES_WITH_GRAD
 from ..models.base import AutoencoderModule
-from ..nn.chain import DenseChain, VariationalChain
 from .distributed import unwrap, world
 from .optim import Adam, optimizer_step
 
@@ -51,6 +50,7 @@ class ReconstructionStep:
 
     #: the gradients are written into the same ``.grad`` tensors every step (DenseChainStep); autograd's are new
     writes_grads_in_place = False
+    executor = "autograd"
 
     def __init__(
         self,
@@ -92,101 +92,6 @@ class ReconstructionStep:
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.objective(self.model(inputs), targets, inputs, unwrap(self.model))
-
-
-class HandWrittenStep(ReconstructionStep):
-    """A step whose model computes its own gradients (no autograd), written in place into the same ``.grad``
-    tensors each step: subclasses give :meth:`loss_and_backward`. Evaluation is the ordinary path; on CUDA the
-    step is captured as a graph like the autograd one's."""
-
-    writes_grads_in_place = True
-
-    def __init__(
-        self,
-        model: AutoencoderModule,
-        chain: DenseChain | VariationalChain,
-        objective: Objective,
-        optimizer: torch.optim.Optimizer,
-        corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
-        cuda_graphs: bool | None = None,
-    ) -> None:
-        super().__init__(model, objective, optimizer, corrupt, cuda_graphs)
-        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
-
-    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
-                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
-        """Forward and loss terms; returns the terms and a function that writes the gradients (the backward)."""
-        raise NotImplementedError
-
-    def reconstruction_with_grad(self, chain: DenseChain, logits: torch.Tensor, targets: torch.Tensor
-                                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The reconstruction loss of ``chain``'s output ``logits`` and its gradient with respect to them. The
-        gradient may overwrite the logits where the backward will not read them again (it reads the last layer's
-        output only to differentiate a non-linear activation of that layer's own)."""
-        overwrite = chain.layers[-1].activation == "linear" and targets is not logits
-        return self.loss_with_grad(logits, targets, chain.output_activation, overwrite=overwrite,
-                                   reduction=self.objective.reduction)
-
-    def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms, backward = self.loss_and_backward(seen, targets)
-        backward()
-        return terms
-
-    def eager_update(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        terms, backward = self.loss_and_backward(seen, targets)
-        value = float(terms["loss"])
-        if not math.isfinite(value):
-            raise NonFiniteLoss(f"loss is {value}")
-        backward()
-        optimizer_step(self.optimizer)
-        return terms
-
-
-class DenseChainStep(HandWrittenStep):
-    """:class:`ReconstructionStep` for a stack of dense layers trained on a reconstruction loss, plus penalties with
-    a hand-written gradient (``value_and_grad``: KL or L1 sparsity, the closed-form contractive term), without
-    autograd: the chain's forward, the loss and its gradient in one pass each, the chain's hand-written backward
-    (gradients written in place, a penalty's added at the coding layer and to the coding layer's weight), the
-    optimizer step. Same update up to float rounding; ~10% faster than autograd on the book's model, ~10-20% with
-    a penalty (see :mod:`aekit.nn.chain`, docs/benchmarks.md)."""
-
-    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
-                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
-        chain = self.chain
-        outputs = chain.forward(seen)
-        if chain.target_index is not None:
-            targets = outputs[chain.target_index]
-        loss, grad = self.reconstruction_with_grad(chain, outputs[-1], targets)
-        i = chain.coding_index  # penalties read the codings, and maybe the weight of the layer that made them
-        values, coding_grad, weight_grads = {}, None, []
-        for penalty in self.objective.penalties:
-            values[penalty.name], g, g_weight = penalty.value_and_grad(outputs[i], chain.layers[i - 1].weight.detach())
-            coding_grad = g * penalty.weight if coding_grad is None else coding_grad + g * penalty.weight
-            if g_weight is not None:
-                weight_grads.append((g_weight, penalty.weight))
-        terms = self.objective.with_loss({"reconstruction": loss, **values})
-
-        def backward() -> None:
-            chain.backward(outputs, grad, extra=None if coding_grad is None else {i: coding_grad})
-            for g_weight, weight in weight_grads:
-                chain.layers[i - 1].weight.grad.add_(g_weight, alpha=weight)
-
-        return terms, backward
-
-
-class VariationalChainStep(HandWrittenStep):
-    """The dense VAE's step without autograd (:class:`~aekit.nn.chain.VariationalChain`): the negative ELBO
-    ``reconstruction + beta * kl`` (per image, "sum" reduction) and its gradients by hand. The same terms as the
-    autograd step (``reconstruction``, ``kl`` already times beta, ``loss``), the same random draws."""
-
-    def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
-                          ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
-        chain = self.chain
-        p = chain.forward(seen)
-        target = p.inputs if chain.binarize else targets  # a drawn binary image is its own target
-        reconstruction, grad = self.reconstruction_with_grad(chain.decoder, p.decoder[-1], target)
-        terms = self.objective.with_loss({"reconstruction": reconstruction, "kl": p.kl * chain.beta})
-        return terms, lambda: chain.backward(p, grad)
 
 
 class CapturedStep:
@@ -258,28 +163,3 @@ class CapturedStep:
         if not math.isfinite(value):
             raise NonFiniteLoss(f"loss is {value}")
         return terms
-
-
-def reconstruction_step(
-    model: AutoencoderModule,
-    objective: Objective,
-    optimizer: torch.optim.Optimizer,
-    corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
-) -> ReconstructionStep:
-    """The step for ``model``, in a single process, without anomaly detection, on MSE or BCE:
-    :class:`DenseChainStep` when the model is a dense chain (``dense_chain()``) trained with "mean" reduction and
-    every penalty has a hand-written form for it (``hand_written(model)``: KL or L1 sparsity, the contractive
-    term's closed form for one sigmoid coding layer; not its Jacobian-based methods); :class:`VariationalChainStep` for a dense VAE (``variational_chain()``, "sum" reduction,
-    no input noise, no penalty); otherwise the autograd :class:`ReconstructionStep`."""
-    if world()[1] == 1 and objective.reconstruction_name in LOSSES_WITH_GRAD and not torch.is_anomaly_enabled():
-        if (objective.reduction == "mean" and hasattr(model, "dense_chain")
-                and all(hasattr(p, "hand_written") and p.hand_written(model) for p in objective.penalties)):
-            chain = model.dense_chain()
-            if chain is not None and (not objective.penalties or chain.coding_index is not None):
-                return DenseChainStep(model, chain, objective, optimizer, corrupt)
-        if (objective.reduction == "sum" and corrupt is None and not objective.penalties
-                and hasattr(model, "variational_chain")):
-            vae = model.variational_chain()
-            if vae is not None:
-                return VariationalChainStep(model, vae, objective, optimizer)
-    return ReconstructionStep(model, objective, optimizer, corrupt)
