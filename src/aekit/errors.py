@@ -40,3 +40,12 @@ class MissingDependency(AekitError, ImportError):
 
 class TrainingError(AekitError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped on request (SIGINT/SIGTERM) after a checkpoint of the current position was written;
+    ``position`` is where (a :class:`aekit.training.loop.Position`), ``signum`` the signal."""
+
+    def __init__(self, position: object, signum: int) -> None:
+        super().__init__(f"interrupted at {position.where()}")
+        self.position, self.signum = position, signum

@@ -9,22 +9,22 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import (UsageError, _add_common, _add_data_args, _data_spec, _emit, _float_list, _int_list, _load_split,
-                   _read_notes, _write_notes)
+from ..errors import ConfigError
+from ..estimators.parts import float_list, int_list
+from ..runs import load_split, read_notes, write_notes
+from ._flags import add_flags, cli_defaults, given_params
+from ._shared import add_common, add_data_args, emit, spec_of
 
 RESULTS = "few_labels"  # file stem of the experiment's outputs: .json, .md, .png
+UsageError = ConfigError
+# the classifier's parameters the experiment sets (its other settings are the experiment's own)
+EXPERIMENT_PARAMS = ("hidden_layers", "batch_size", "learning_rate", "epochs")
 
 
-def _freeze(text: str) -> str | int:
-    if text in ("all", "none"):
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected all, none or a number of layers, got {text!r}") from None
-    if k < 0:
-        raise argparse.ArgumentTypeError(f"the number of frozen layers must be >= 0, got {k}")
-    return k
+def _classifier() -> type:
+    from ..registry import ESTIMATORS
+
+    return ESTIMATORS.get("PretrainedClassifier")
 
 
 def _fraction(text: str) -> float:
@@ -38,7 +38,7 @@ def _fraction(text: str) -> float:
 
 
 def _labelled_split(spec: dict[str, Any]):
-    split = _load_split(spec)
+    split = load_split(spec)
     if split.y_train is None or split.y_test is None:
         raise UsageError(f"{split.name} has no labels; a classifier needs them (--label-column for tables, a 'y' "
                          "array in .npz, one subfolder per class for image folders)")
@@ -47,32 +47,48 @@ def _labelled_split(spec: dict[str, Any]):
 
 # -- aekit classify --------------------------------------------------------------------------------------------
 def cmd_classify(args: argparse.Namespace) -> None:
-    from ..estimators import PretrainedClassifier
     from ..experiments import epochs_for_steps, labelled_subset
 
-    split = _labelled_split(_data_spec(args, _read_notes(Path(args.encoder))))
-    rows = labelled_subset(split.y_train, args.label_fraction, args.seed)
-    epochs = args.epochs if args.epochs is not None else epochs_for_steps(len(rows), args.batch_size, args.steps)
-    clf = PretrainedClassifier(args.encoder, pretrain=not args.scratch, freeze=args.freeze, hidden_layers=args.hidden,
-                               dropout=args.dropout, learning_rate=args.lr, batch_size=args.batch_size, epochs=epochs,
-                               random_state=args.seed, device=args.device or "auto", verbose=0 if args.quiet else 1)
+    PretrainedClassifier = _classifier()
+    params = {**cli_defaults(PretrainedClassifier), **given_params(args, PretrainedClassifier, "aekit classify")}
+    encoder = params.pop("autoencoder", None)
+    if encoder is None:
+        raise UsageError("aekit classify needs --encoder RUN: the run folder of a trained autoencoder")
+    spec = spec_of(args, read_notes(encoder))
+    split = _labelled_split(spec)
+    seed = params["random_state"]
+    rows = labelled_subset(split.y_train, args.label_fraction, seed)
+    batch_size = params.get("batch_size", PretrainedClassifier.declared("batch_size").default)
+    epochs = params["epochs"] = params.get("epochs") or epochs_for_steps(len(rows), batch_size, args.steps)
+    clf = PretrainedClassifier(encoder, **params, verbose=0 if args.quiet else 1)
     t0 = time.perf_counter()
     clf.fit(split.X_train[rows], split.y_train[rows])
     seconds = time.perf_counter() - t0
     accuracy = float(clf.score(split.X_test, split.y_test))
     result = {"test_accuracy": accuracy, "n_labels": len(rows), "label_fraction": args.label_fraction,
-              "pretrain": not args.scratch, "freeze": args.freeze, "epochs": epochs, "train_seconds": round(seconds, 2),
-              "encoder": args.encoder, "seed": args.seed}
+              "pretrain": clf.pretrain, "freeze": clf.freeze, "epochs": epochs, "train_seconds": round(seconds, 2),
+              "encoder": encoder, "seed": seed}
     if args.out:
         clf.save(args.out)
-        _write_notes(Path(args.out), {"data": _data_spec(args, _read_notes(Path(args.encoder))), "metrics": result})
+        write_notes(Path(args.out), {"data": spec, "metrics": result})
         result["out"] = args.out
-    how = "from scratch" if args.scratch else f"pretrained encoder, freeze {args.freeze}"
-    _emit(args, f"test accuracy on {split.name} ({split.split}): {accuracy:.4f}  ({len(rows)} labels = "
+    how = "from scratch" if not clf.pretrain else f"pretrained encoder, freeze {clf.freeze}"
+    emit(args, f"test accuracy on {split.name} ({split.split}): {accuracy:.4f}  ({len(rows)} labels = "
                 f"{args.label_fraction:g} of the training set; {how}; {epochs} epochs, {seconds:.1f} s)", result)
 
 
 # -- aekit experiment few-labels -------------------------------------------------------------------------------
+def _experiment_args(args: argparse.Namespace) -> None:
+    """The classifier settings of ``experiment few-labels`` (declared by the classifier) as plain attributes."""
+    given = given_params(args, _classifier(), "aekit experiment few-labels")
+    args.encoder = given.get("autoencoder")
+    args.hidden = tuple(given.get("hidden_layers", ()))
+    args.batch_size = given.get("batch_size", _classifier().declared("batch_size").default)
+    args.lr = given.get("learning_rate", _classifier().declared("learning_rate").default)
+    args.epochs = given.get("epochs")
+    args.device = given.get("device")
+
+
 def _settings(args: argparse.Namespace, spec: dict[str, Any]) -> dict[str, Any]:
     autoencoder = ({"encoder": args.encoder} if args.encoder else
                    {"hidden_layers": list(args.ae_hidden), "noise": args.ae_noise, "loss": args.ae_loss,
@@ -110,8 +126,9 @@ def cmd_few_labels(args: argparse.Namespace) -> None:
     from ..experiments import markdown_table, plot_few_labels, run_few_labels, summarize
     from ..io import atomic_write
 
+    _experiment_args(args)
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    spec = _data_spec(args, _read_notes(Path(args.encoder)) if args.encoder else None)
+    spec = spec_of(args, read_notes(args.encoder) if args.encoder else None)
     if "dataset" not in spec and not args.data:
         spec = {"dataset": "mnist"}
     split = _labelled_split(spec)
@@ -182,54 +199,47 @@ def cmd_few_labels(args: argparse.Namespace) -> None:
     atomic_write(out / f"{RESULTS}.md", text.encode())
     fig = plot_few_labels(payload["summary"], title=f"{split.name}: unsupervised pretraining with few labels")
     fig.savefig(out / f"{RESULTS}.png", dpi=100)
-    _emit(args, f"{table}\nwrote {out}/{RESULTS}.md, .json, .png", {
+    emit(args, f"{table}\nwrote {out}/{RESULTS}.md, .json, .png", {
         "out": str(out), "summary": payload["summary"], "cpu_minutes": round(cpu_min, 2),
         "wall_minutes": round(payload["wall_seconds"] / 60, 2)})
 
 
 # -- parsers ---------------------------------------------------------------------------------------------------
-def _add_classifier_args(p: argparse.ArgumentParser, default_steps: int = 2000) -> None:
-    p.add_argument("--hidden", type=_int_list, default=(), help="hidden layers of the head, e.g. 100 (default none)")
+def _add_steps(p: argparse.ArgumentParser, default_steps: int = 2000) -> None:
     p.add_argument("--steps", type=int, default=default_steps,
-                   help=f"gradient steps per classifier, rounded up to whole epochs (default {default_steps})")
-    p.add_argument("--epochs", type=int, default=None, help="fixed epochs per classifier instead of --steps")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--lr", type=float, default=1e-3)
+                   help=f"gradient steps per classifier, rounded up to whole epochs, unless --epochs is given "
+                        f"(default {default_steps})")
 
 
-def add_commands(subparsers: Any) -> None:
-    """Add ``classify`` and ``experiment few-labels`` to the ``aekit`` command line."""
-    p = subparsers.add_parser("classify", help="train a classifier on a fraction of the labels, reusing the encoder "
-                                               "of a run; report test accuracy")
-    p.add_argument("--encoder", required=True, metavar="RUN", help="run folder of a trained autoencoder")
-    _add_data_args(p)
+def add_classify(p: argparse.ArgumentParser) -> None:
+    """``aekit classify``."""
+    add_data_args(p)
     p.add_argument("--label-fraction", type=_fraction, default=1.0,
                    help="fraction of the training labels used, stratified (default 1.0)")
-    p.add_argument("--freeze", type=_freeze, default="none", help="all, none (default) or K lower encoder layers")
-    p.add_argument("--scratch", action="store_true", help="same network from a random init (the baseline)")
-    p.add_argument("--dropout", type=float, default=0.0, help="dropout on the trained hidden layers' outputs")
-    _add_classifier_args(p)
-    p.add_argument("--seed", type=int, default=0, help="seeds the labelled subset and the training")
+    _add_steps(p)
+    add_flags(p, [_classifier()])
     p.add_argument("--out", help="save the classifier's checkpoint in this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_common(p)
+    add_common(p, device=False)
     p.set_defaults(func=cmd_classify)
 
-    top = subparsers.add_parser("experiment", help="reproducible experiments with a table and a plot")
+
+def add_experiment(top: argparse.ArgumentParser) -> None:
+    """``aekit experiment few-labels``."""
     sub = top.add_subparsers(dest="experiment", required=True)
     p = sub.add_parser("few-labels", help="from scratch vs pretrained-frozen vs pretrained-fine-tuned classifiers "
                                           "over label fractions and seeds")
-    _add_data_args(p)
-    p.add_argument("--fractions", type=_float_list, default=(0.01, 0.1, 1.0), help="default 0.01,0.1,1.0")
+    add_data_args(p)
+    p.add_argument("--fractions", type=float_list, default=(0.01, 0.1, 1.0), help="default 0.01,0.1,1.0")
     p.add_argument("--seeds", type=int, default=5, help="seeds 0..N-1 (default 5)")
-    p.add_argument("--encoder", metavar="RUN", help="reuse this run's autoencoder instead of pretraining one")
-    p.add_argument("--ae-hidden", type=_int_list, default=(300, 150), help="autoencoder layers (default 300,150)")
+    p.add_argument("--ae-hidden", type=int_list, default=(300, 150), help="autoencoder layers (default 300,150)")
     p.add_argument("--ae-noise", default="mask:0.3", help="its input corruption (default mask:0.3, denoising)")
     p.add_argument("--ae-loss", default="bce", choices=["mse", "bce"], help="its reconstruction loss (default bce)")
     p.add_argument("--ae-epochs", type=int, default=15, help="its epochs over all training rows (default 15)")
-    _add_classifier_args(p)
+    _add_steps(p)
+    add_flags(p, [_classifier()], only=("autoencoder", *EXPERIMENT_PARAMS, "device"))
     p.add_argument("--out", help="output folder (default runs/few-labels-<dataset>); resumes what is there")
     p.add_argument("--overwrite", action="store_true", help="start again in --out")
     p.add_argument("--quiet", action="store_true", help="no per-run lines or progress bars")
-    _add_common(p)
+    add_common(p, device=False)
     p.set_defaults(func=cmd_few_labels)

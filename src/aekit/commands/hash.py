@@ -16,13 +16,21 @@ from typing import Any
 
 import numpy as np
 
-from ..cli import (UsageError, _add_common, _add_data_args, _data_spec, _emit, _int_list, _load_data, _load_run,
-                   _non_negative_ints, _norm, _read_notes, _write_notes)
+from ..errors import ConfigError
+from ..estimators.parts import non_negative_int_list
+from ..runs import load_split, read_notes, write_notes
+from ._flags import add_flags, cli_defaults, flagged, given_params
+from ._shared import add_common, add_data_args, emit, load_run, norm, run_spec, spec_of
+from .train import MAY_CHANGE
 
-# settings that define a hashing run; any difference with a run already in --out is refused
-_DEFINING = ("n_bits", "hidden_layers", "activation", "noise_std", "loss", "learning_rate", "batch_size",
-             "random_state")
 BASELINES = ("lsh", "itq", "supervised")
+UsageError = ConfigError
+
+
+def _hasher() -> type:
+    from ..registry import ESTIMATORS
+
+    return ESTIMATORS.get("SemanticHasher")
 
 
 def _labelled(spec: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
@@ -44,32 +52,36 @@ def _labelled(spec: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, np.ndarr
 
 
 def _split(spec: dict[str, Any], split: str) -> np.ndarray:
-    X_train, X_test, _ = _load_data(spec)
-    return X_test if split == "test" else X_train
+    data = load_split(spec)
+    return data.X_test if split == "test" else data.X_train
 
 
 # -- commands --------------------------------------------------------------------------------------------------
 def cmd_train(args: argparse.Namespace) -> None:
-    from ..estimators import SemanticHasher
     from ..io import has_checkpoint
     from ..training.distributed import init_from_env, is_main_process
 
-    args.device = init_from_env(args.device)  # under torchrun: join the group; rank 0 alone writes and prints
+    SemanticHasher = _hasher()
+    given = given_params(args, SemanticHasher, "aekit hash train")
+    device = init_from_env(given.get("device"))  # under torchrun: join the group; rank 0 alone writes and prints
+    if device is not None:
+        given["device"] = device
     run = Path(args.out) if args.out else Path("runs") / f"hash-{args.dataset or (Path(args.data).stem if args.data else 'digits')}"
-    notes = _read_notes(run)
-    spec = _data_spec(args)
-    X_train, _, image_shape = _load_data(spec)
-    params = dict(n_bits=args.bits, hidden_layers=args.hidden, activation=args.activation, noise_std=args.noise_std,
-                  loss=args.loss, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                  random_state=args.seed, device=args.device or "auto")
+    notes = read_notes(run)
+    spec = spec_of(args)
+    X_train, _, image_shape = load_split(spec)[:3]
+    params = {**cli_defaults(SemanticHasher), **given}
+    defaults = {p.name: p.default for p in SemanticHasher.declared_params()}
     if has_checkpoint(run) and not args.overwrite:
-        est = _load_run(str(run), args.device)
+        est = load_run(str(run), given.get("device"))
         saved = est.get_params()
-        diff = [k for k in _DEFINING if _norm(saved.get(k)) != _norm(params[k])]
+        diff = [k for k in flagged(SemanticHasher)
+                if k not in MAY_CHANGE and norm(saved.get(k)) != norm(params.get(k, defaults[k]))]
         if type(est).__name__ != "SemanticHasher" or diff:
             raise UsageError(f"{run} already holds a run with other settings ({', '.join(diff) or 'estimator'}); "
                              "use another --out or --overwrite to replace it")
-        est.set_params(epochs=args.epochs, warm_start=True, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
+        est.set_params(epochs=params.get("epochs", defaults["epochs"]), warm_start=True, checkpoint_dir=str(run),
+                       verbose=0 if args.quiet else 1)
     else:
         est = SemanticHasher(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
     if is_main_process():
@@ -82,25 +94,25 @@ def cmd_train(args: argparse.Namespace) -> None:
     est.save(run)
     metrics = {"epochs": est.n_epochs_, "train_seconds": round(wall, 2), "train_cpu_seconds": round(cpu, 2),
                "loss": est.history_[-1]["loss"] if est.history_ else None}
-    _write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
-    _emit(args, f"trained a {est.n_bits}-bit semantic hasher ({est.n_epochs_} epochs, {wall:.1f} s, "
+    write_notes(run, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
+    emit(args, f"trained a {est.n_bits}-bit semantic hasher ({est.n_epochs_} epochs, {wall:.1f} s, "
                 f"{cpu:.1f} s CPU); run folder: {run}", {**metrics, "run": str(run)})
 
 
 def cmd_index(args: argparse.Namespace) -> None:
     from ..hashing import bucket_stats
 
-    est = _load_run(args.run, args.device)
-    notes = _read_notes(Path(args.run))
-    spec = _data_spec(args, notes)
+    est = load_run(args.run, args.device)
+    notes = read_notes(args.run)
+    spec = spec_of(args, notes)
     X = _split(spec, args.split)
     t0 = time.perf_counter()
     est.index(X, append=args.append)
     seconds = time.perf_counter() - t0
     est.save(args.run)
     stats = bucket_stats(est.index_.codes, est.n_bits)
-    _write_notes(Path(args.run), {**notes, "index": {"data": spec, "split": args.split, "size": len(est.index_)}})
-    _emit(args, f"indexed {len(est.index_)} items ({args.split} split) in {seconds:.2f} s: {stats['buckets']} "
+    write_notes(Path(args.run), {**notes, "index": {"data": spec, "split": args.split, "size": len(est.index_)}})
+    emit(args, f"indexed {len(est.index_)} items ({args.split} split) in {seconds:.2f} s: {stats['buckets']} "
                 f"buckets, largest {stats['largest']}, {stats['singleton_share']:.1%} alone",
           {"size": len(est.index_), "seconds": seconds, **stats})
 
@@ -108,10 +120,10 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_query(args: argparse.Namespace) -> None:
     if (args.radius is None) == (args.k is None):
         raise UsageError("give exactly one of --radius R or --k K")
-    est = _load_run(args.run, args.device)
+    est = load_run(args.run, args.device)
     if len(est.index_) == 0:
         raise UsageError(f"{args.run} has no index yet: run `aekit hash index {args.run}` first")
-    spec = _data_spec(args, _read_notes(Path(args.run)))
+    spec = run_spec(args, args.run)
     X = _split(spec, args.split)
     rows = list(args.rows) if args.rows else list(range(min(5, len(X))))
     if max(rows) >= len(X):
@@ -123,7 +135,7 @@ def cmd_query(args: argparse.Namespace) -> None:
         lines.append(f"row {row}: {len(i)} items ({'within radius ' + str(args.radius) if args.k is None else 'nearest'})"
                      f"  id:distance {shown}{' ...' if len(i) > 10 else ''}")
         results.append({"row": row, "ids": i.tolist(), "distances": d.tolist()})
-    _emit(args, "\n".join(lines), {"queries": results})
+    emit(args, "\n".join(lines), {"queries": results})
 
 
 def _baseline(name: str, n_bits: int, seed: int, supervised_epochs: int):
@@ -142,9 +154,9 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     unknown = set(args.baselines) - set(BASELINES)
     if unknown:
         raise UsageError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
-    est = _load_run(args.run, args.device)
-    notes = _read_notes(Path(args.run))
-    spec = _data_spec(args, notes)
+    est = load_run(args.run, args.device)
+    notes = read_notes(args.run)
+    spec = spec_of(args, notes)
     X_db, y_db, X_q, y_q, image_shape = _labelled(spec, args.seed)
     radii, k, n_bits = tuple(args.radii), args.k, est.n_bits
     results: dict[str, dict[str, Any]] = {}
@@ -166,8 +178,8 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         fig = plot_buckets(X_db, codes_db, image_shape, labels=y_db, n_bits=n_bits, random_state=args.seed)
         fig.savefig(args.figure, dpi=110)
         table += f"\nfigure: {args.figure}"
-    _write_notes(Path(args.run), {**notes, "hash_metrics": {"data": spec, "results": results}})
-    _emit(args, f"{n_bits} bits, database {len(X_db)} items, {len(X_q)} queries\n{table}",
+    write_notes(Path(args.run), {**notes, "hash_metrics": {"data": spec, "results": results}})
+    emit(args, f"{n_bits} bits, database {len(X_db)} items, {len(X_q)} queries\n{table}",
           {"n_bits": n_bits, "n_db": len(X_db), "n_queries": len(X_q), "results": results})
 
 
@@ -183,55 +195,46 @@ def _non_negative(text: str) -> int:
     return value
 
 
-def add_commands(subparsers: Any) -> None:
-    """Add ``hash train|index|query|evaluate`` to the ``aekit`` command line."""
-    top = subparsers.add_parser("hash", help="semantic hashing: train, index, query, evaluate")
+def add_parser(top: argparse.ArgumentParser) -> None:
+    """``aekit hash train|index|query|evaluate``."""
     sub = top.add_subparsers(dest="hash_command", required=True)
 
     p = sub.add_parser("train", help="train a semantic hasher and write a run folder")
-    _add_data_args(p)
-    p.add_argument("--bits", type=int, default=30, help="bits per hash (coding layer size)")
-    p.add_argument("--hidden", type=_int_list, default=(500, 250), help="hidden layers below the code, e.g. 500,250")
-    p.add_argument("--activation", default="elu", choices=["elu", "selu", "relu", "sigmoid", "tanh", "linear"])
-    p.add_argument("--noise-std", type=float, default=2.0, help="std of the Gaussian noise before the code's sigmoid")
-    p.add_argument("--loss", default="bce", choices=["bce", "mse"])
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=150)
-    p.add_argument("--epochs", type=int, default=15, help="total epochs (a run in --out is continued to this)")
-    p.add_argument("--seed", type=int, default=0)
+    add_data_args(p)
+    add_flags(p, [_hasher()])
     p.add_argument("--out", help="run folder (default runs/hash-<dataset>)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_common(p)
+    add_common(p, device=False)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("index", help="hash a split of the data and store the index in the run folder")
     p.add_argument("run")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--split", choices=["train", "test"], default="train")
     p.add_argument("--append", action="store_true", help="add to the index instead of replacing it")
-    _add_common(p)
+    add_common(p)
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("query", help="look up rows of a split in the run's index")
     p.add_argument("run")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--rows", type=_non_negative_ints, help="row numbers to query, e.g. 0,5,9 (default: the first 5)")
+    p.add_argument("--rows", type=non_negative_int_list, help="row numbers to query, e.g. 0,5,9 (default: the first 5)")
     p.add_argument("--radius", type=_non_negative, help="every item within this Hamming distance")
     p.add_argument("--k", type=int, help="the k nearest items")
-    _add_common(p)
+    add_common(p)
     p.set_defaults(func=cmd_query)
 
     p = sub.add_parser("evaluate", help="retrieval metrics (train split indexed, test split queried) vs baselines")
     p.add_argument("run")
-    _add_data_args(p)
+    add_data_args(p)
     p.add_argument("--baselines", type=_names, default=BASELINES, help="comma list of lsh,itq,supervised or none")
-    p.add_argument("--radii", type=_non_negative_ints, default=(0, 1, 2))
+    p.add_argument("--radii", type=non_negative_int_list, default=(0, 1, 2))
     p.add_argument("--k", type=int, default=100, help="mAP@k")
     p.add_argument("--supervised-epochs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0, help="seeds the baselines (and the split of a user file)")
     p.add_argument("--figure", help="also write a PNG of same-hash buckets (train split) here")
-    _add_common(p)
+    add_common(p)
     p.set_defaults(func=cmd_evaluate)
 

@@ -92,6 +92,12 @@ class TorchEstimator(BaseEstimator):
         return (*cls.own_params, *(p for part in cls.parts for p in part.params))
 
     @classmethod
+    def param_titles(cls) -> dict[str, str]:
+        """Parameter name -> the heading its flag has in a command's help (its part's title)."""
+        titles = {p.name: part.title for part in cls.parts for p in part.params}
+        return {**{p.name: "options of this model family" for p in cls.own_params}, **titles}
+
+    @classmethod
     def part(cls, kind: type) -> Part:
         """The part of class ``kind`` this estimator is made of (``LookupError`` if it has none)."""
         for part in cls.parts:

@@ -102,6 +102,7 @@ class Part:
     """A piece of an estimator: its parameters (class attribute ``params``) and hooks, all no-ops here."""
 
     params: tuple[Param, ...] = ()
+    title = "options"  # the heading of its flags in a command's help
 
     def __init__(self, **defaults: Any) -> None:
         declared = self._declared()
@@ -149,6 +150,8 @@ class Training(Part):
     """What every estimator trained by the one loop has: the optimizer, batches and epochs, validation and early
     stopping, seeding, the device, checkpoints (every epoch, every N batches, on SIGINT/SIGTERM) and resume."""
 
+    title = "training"
+
     params = (
         Param("optimizer", "adam", [LiveOptions(_optimizers)], "Optimizer (torch's fused kernels where they exist).",
               flag=Flag()),
@@ -185,6 +188,8 @@ class Training(Part):
 class Layers(Part):
     """The stacked dense layers of the encoder (the decoder mirrors them)."""
 
+    title = "layers and loss"
+
     params = (
         Param("hidden_layers", (300, 150), ["array-like"],
               "Sizes of the encoder's layers; the last is the coding layer (``(300, 150)`` on MNIST gives "
@@ -198,6 +203,8 @@ class Layers(Part):
 
 
 class TiedWeights(Part):
+    title = "layers and loss"
+
     params = (
         Param("tie_weights", False, ["boolean"],
               "Decoder uses the encoder's weights transposed (own biases); halves the weights.",
@@ -206,6 +213,8 @@ class TiedWeights(Part):
 
 
 class CodingActivation(Part):
+    title = "layers and loss"
+
     params = (
         Param("coding_activation", None, [LiveOptions(_activations), None],
               "Activation of the coding layer; None means ``activation`` (sigmoid when ``sparsity`` is KL).",
@@ -215,6 +224,8 @@ class CodingActivation(Part):
 
 class Reconstruction(Part):
     """The reconstruction loss; ``losses`` are the ones this family accepts."""
+
+    title = "layers and loss"
 
     def __init__(self, loss: str = "mse", losses: Sequence[str] = ("mse", "bce"), doc: str | None = None) -> None:
         self._loss = Param("loss", loss, [StrOptions(set(losses))],
@@ -243,6 +254,8 @@ def output_activation(est: Any) -> str:
 
 
 class OutputActivation(Part):
+    title = "layers and loss"
+
     params = (
         Param("output_activation", "auto", [StrOptions({"auto", "linear", "sigmoid"})],
               "``\"auto\"`` is sigmoid for ``loss=\"bce\"`` and linear for ``loss=\"mse\"``."),
@@ -252,6 +265,8 @@ class OutputActivation(Part):
 class Regularizers(Part):
     """Input corruption (denoising) and penalties on the codings; they compose with each other and with any
     architecture. Winner-take-all is a coding filter inside the model (``wta``), read by the family."""
+
+    title = "regularization (compose freely)"
 
     params = (
         Param("noise", None, [str, None],
@@ -308,6 +323,8 @@ class Regularizers(Part):
 class Greedy(Part):
     """Greedy layer-wise training, one layer pair at a time (:mod:`aekit.training.greedy`), before optional
     end-to-end fine-tuning."""
+
+    title = "greedy layer-wise training"
 
     params = (
         Param("pretrain", None, [StrOptions({"greedy"}), None],
@@ -376,6 +393,8 @@ class Greedy(Part):
 
 
 class ImageShape(Part):
+    title = "layers and loss"
+
     params = (
         Param("image_shape", None, ["array-like", None],
               "Shape of one sample as an image, (H, W) or (C, H, W): for figures, and the input shape of a conv "
@@ -386,6 +405,8 @@ class ImageShape(Part):
 class Conv(Part):
     """A convolutional encoder and its transposed-convolution mirror (``arch="conv"``). X may then be images
     (n, C, H, W) or (n, H, W); the model takes flat rows."""
+
+    title = "convolutional (--arch conv; --hidden and --tie-weights are not used)"
 
     params = (
         Param("arch", "dense", [StrOptions({"dense", "conv"})],
@@ -453,6 +474,8 @@ class Conv(Part):
 
 
 class ConvCoding(Part):
+    title = "convolutional (--arch conv; --hidden and --tie-weights are not used)"
+
     params = (
         Param("coding_size", None, [Interval(Integral, 1, None, closed="left"), None],
               "Conv only: a dense coding layer of this size over the last feature maps; None makes the flattened "
@@ -462,6 +485,8 @@ class ConvCoding(Part):
 
 class Binarization(Part):
     """Training on binarized X (Bernoulli draws of intensities in [0, 1])."""
+
+    title = "layers and loss"
 
     params = (
         Param("binarize", None, [StrOptions({"static", "dynamic"}), None],

@@ -19,7 +19,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..estimators.base import AutoencoderEstimator
 from ..estimators.parts import ImageShape, Layers, Reconstruction, Training
 from ..io import Checkpoint
-from ..params import Param, non_negative_float, positive_int
+from ..params import Flag, Param, non_negative_float, positive_int
 from ..registry import register_estimator, register_model
 from .dense import DenseAutoencoder
 
@@ -110,7 +110,7 @@ class SemanticHasher(AutoencoderEstimator):
     positional = ("n_bits",)
     own_params = (
         Param("n_bits", 30, positive_int(), "Size of the coding layer, i.e. bits per hash.", type="int",
-              small=4),
+              flag=Flag("--bits"), small=4),
         Param("noise_std", 2.0, non_negative_float(),
               "Standard deviation of the zero-mean Gaussian noise added to the coding layer's pre-activations "
               "(before the sigmoid), in training only. It drives the codings to saturate at 0 or 1.", type="float"),

@@ -16,7 +16,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import keep_freed_memory
-from ..errors import TrainingError
+from ..errors import TrainingError, TrainingInterrupted
 from .distributed import world
 from .steps import NonFiniteLoss
 
@@ -82,14 +82,6 @@ class Position:
     def where(self) -> str:
         """The batch it stands at, in words: "epoch 3, batch 40" ("greedy phase 2, epoch 3, batch 40")."""
         return (f"greedy phase {self.phase}, " if self.phase else "") + f"epoch {self.epoch + 1}, batch {self.step}"
-
-
-class TrainingInterrupted(KeyboardInterrupt):
-    """Training stopped on request (SIGINT/SIGTERM) after a checkpoint of the current position was written."""
-
-    def __init__(self, position: Position, signum: int) -> None:
-        super().__init__(f"interrupted at {position.where()}")
-        self.position, self.signum = position, signum
 
 
 def _all_reduce(values: torch.Tensor) -> torch.Tensor:

@@ -342,18 +342,15 @@ def write_report(
     pathlib.Path
         The file written.
     """
-    import argparse
-
-    from ..cli import _data_spec, _load_split, _read_notes
-    from ..estimators import load
+    from ..estimators.base import load
     from ..io import atomic_write
+    from ..runs import data_spec, load_split, read_notes
 
     run = Path(run_dir)
     est = load(run, device=device)
-    notes = _read_notes(run)
-    spec = _data_spec(argparse.Namespace(dataset=dataset, data=None if data is None else str(data),
-                                         label_column=label_column), notes)
-    X_train, X_test, data_shape, _, y_test, name, split = _load_split(spec)
+    notes = read_notes(run)
+    spec = data_spec(dataset, None if data is None else str(data), label_column, notes)
+    X_train, X_test, data_shape, _, y_test, name, split = load_split(spec)
     image_shape = notes.get("image_shape") or data_shape or getattr(est, "image_shape", None)
     page = build_report(est, X_train, X_test, y_test, image_shape=image_shape, notes=notes, data_name=name,
                         split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})")

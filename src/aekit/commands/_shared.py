@@ -1,0 +1,49 @@
+"""What every command shares: the data and device options, ``--json`` output, loading a run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from ..runs import data_spec, read_notes
+
+
+def add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="named dataset: digits (embedded), mnist, fashion-mnist, cifar10")
+    p.add_argument("--data", help="a .npy, .npz, .csv file or an image folder")
+    p.add_argument("--label-column", help="CSV column holding labels (index or name), dropped from X")
+
+
+def add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
+    if device:
+        p.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu, cuda, cuda:N")
+    p.add_argument("--json", action="store_true", help="make the last line of stdout a JSON object")
+
+
+def spec_of(args: argparse.Namespace, notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The data ``args`` name (``--dataset``/``--data``), else the run's (``notes``)."""
+    return data_spec(getattr(args, "dataset", None), getattr(args, "data", None), getattr(args, "label_column", None),
+                     notes)
+
+
+def run_spec(args: argparse.Namespace, run: str | Path) -> dict[str, Any]:
+    return spec_of(args, read_notes(run))
+
+
+def emit(args: argparse.Namespace, text: str, payload: dict[str, Any]) -> None:
+    print(text)
+    if getattr(args, "json", False):
+        print(json.dumps(payload))
+
+
+def load_run(run: str | Path, device: str | None):
+    from ..estimators.base import load
+
+    return load(run, device=device)
+
+
+def norm(value: Any) -> Any:
+    """Lists and tuples compare equal (JSON gives lists back)."""
+    return [norm(v) for v in value] if isinstance(value, (tuple, list)) else value

@@ -1,0 +1,110 @@
+"""Run folders: what a training run leaves on disk beside its checkpoint, and how commands find their data again.
+
+A run folder holds the checkpoint (:mod:`aekit.io`), ``run.json`` (the run's notes: where its data came from,
+the image shape, metrics), and figures. This layer sits below the command line and the report, which both use it;
+it never imports either.
+
+- :func:`data_spec`: which data a command means (``--dataset``, ``--data`` or the run's own), as JSON;
+- :func:`load_split`: the train and test rows (and labels) a spec names;
+- :func:`read_notes` / :func:`write_notes`: ``run.json``, written atomically;
+- :func:`position_text`: where a checkpoint stands, in words, for resume messages;
+- :func:`save_npy`: an output array, written atomically.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .errors import ConfigError, RunFolderError
+
+RUN_FILE = "run.json"  # the run's own notes beside a checkpoint: data source, image shape, metrics
+DEFAULT_DATASET = "digits"
+
+
+def data_spec(dataset: str | None = None, data: str | os.PathLike | None = None, label_column: Any = None,
+              notes: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The data a command means, as JSON: a named ``dataset``, a user file (``data``, with its ``label_column``),
+    else the data recorded in a run's ``notes``, else the embedded digits."""
+    if dataset and data:
+        raise ConfigError("give either --dataset or --data, not both")
+    if data:
+        return {"file": str(Path(data).resolve()), "label_column": label_column}
+    if dataset:
+        return {"dataset": dataset}
+    if notes and isinstance(notes.get("data"), dict):
+        return notes["data"]
+    return {"dataset": DEFAULT_DATASET}
+
+
+class DataSplit(NamedTuple):
+    X_train: np.ndarray
+    X_test: np.ndarray
+    image_shape: Any
+    y_train: np.ndarray | None
+    y_test: np.ndarray | None
+    name: str  # dataset name or file name
+    split: str  # what X_test is: "test split" or "whole file"
+
+
+def load_split(spec: dict[str, Any]) -> DataSplit:
+    """The data a spec names; a user file is used whole for both training and testing."""
+    from .data import load_dataset, load_file
+
+    if "dataset" in spec:
+        ds = load_dataset(spec["dataset"])
+        return DataSplit(ds.X_train, ds.X_test, ds.image_shape, ds.y_train, ds.y_test, spec["dataset"], "test split")
+    if "file" not in spec:
+        raise ConfigError(f"the run's data entry {spec!r} names no dataset or file; give --dataset or --data")
+    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    return DataSplit(X, X, image_shape, y, y, Path(spec["file"]).name, "whole file")
+
+
+def read_notes(run: str | os.PathLike) -> dict[str, Any]:
+    """The run's ``run.json`` ({} when there is none)."""
+    path = Path(run) / RUN_FILE
+    try:
+        notes = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (ValueError, UnicodeDecodeError):
+        raise RunFolderError(f"{path} is not valid JSON; delete it or use another run folder") from None
+    if not isinstance(notes, dict):
+        raise RunFolderError(f"{path} does not hold a JSON object; delete it or use another run folder")
+    return notes
+
+
+def write_notes(run: str | os.PathLike, notes: dict[str, Any]) -> None:
+    from .io import atomic_write
+
+    atomic_write(Path(run) / RUN_FILE, json.dumps(notes, indent=2).encode())
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """``array`` to a ``.npy`` file (no pickle), atomically."""
+    from .io import atomic_write
+
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, buf.getvalue())
+
+
+def position_text(est: Any) -> str:
+    """Where a loaded estimator's checkpoint stands, in words: ``epoch 4/10, batch 8`` or ``greedy phase 2/2,
+    epoch 1/2, batch 8`` (the epoch being the one that continues)."""
+    position = est._saved_position() if est._train_state else None
+    step, phase = (position.step, position.phase) if position is not None else (0, 0)
+    if phase:  # stopped inside greedy pretraining: that phase's own epochs
+        from .estimators.parts import Greedy
+
+        phases = est.part(Greedy).phases(est)
+        where, done, total = f"greedy phase {phase}/{len(phases)}, ", position.epoch, phases[phase - 1].epochs
+    else:
+        where, done, total = "", est.n_epochs_, est.epochs
+    return f"{where}epoch {done + 1 if step else done}/{total}" + (f", batch {step}" if step else "")
