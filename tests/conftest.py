@@ -29,11 +29,3 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
 def tiny() -> np.ndarray:
     rng = np.random.default_rng(0)
     return rng.random((64, 12), dtype=np.float32)
-
-
-# sklearn compares a method's output on reordered or sliced rows with rtol 1e-7; float32 GEMM kernels block rows
-# differently by batch shape (and memory alignment), so a row's result can move by an ulp. Expected, not strict.
-FLOAT32_ROW_BLOCKING = {
-    "check_methods_sample_order_invariance": "float32 GEMMs may differ by 1 ulp when rows are reordered",
-    "check_methods_subset_invariance": "float32 GEMMs may differ by 1 ulp on a subset of rows",
-}

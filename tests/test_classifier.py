@@ -3,10 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from conftest import FLOAT32_ROW_BLOCKING
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
 from aekit.experiments import epochs_for_steps, labelled_subset
@@ -18,19 +16,6 @@ def small(**kwargs):
     params = dict(autoencoder_params={"hidden_layers": (8,), "epochs": 2}, epochs=10, learning_rate=1e-2,
                   random_state=0, device="cpu")
     return aekit.PretrainedClassifier(**{**params, **kwargs})
-
-
-def _expected_failures(est):
-    if est.unlabelled == -1:  # sklearn special-cases its own semi-supervised estimators by name in this check
-        return {**FLOAT32_ROW_BLOCKING,
-                "check_classifiers_classes": "-1 marks unlabelled rows (scikit-learn's semi-supervised convention)"}
-    return FLOAT32_ROW_BLOCKING
-
-
-@parametrize_with_checks([small(unlabelled=None), small(freeze="all", hidden_layers=(6,))],
-                         expected_failed_checks=_expected_failures)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 @pytest.fixture(scope="module")

@@ -6,18 +6,9 @@ from sklearn.decomposition import PCA
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from conftest import FLOAT32_ROW_BLOCKING
 from aekit.data import make_tilted_sheet
-
-
-@parametrize_with_checks([aekit.Autoencoder((8, 4), epochs=3, batch_size=32, random_state=0, device="cpu"),
-                          aekit.Autoencoder((6,), tie_weights=True, loss="mse", epochs=2, random_state=0)],
-                         expected_failed_checks=lambda est: FLOAT32_ROW_BLOCKING)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def test_transformer_api(digits):

@@ -6,7 +6,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
 from aekit.cli import main
@@ -14,15 +13,6 @@ from aekit.data import binarize
 from aekit.evaluation import parzen_evaluation, parzen_log_likelihood
 from aekit.models.adversarial import parse_prior
 from aekit.training.adversarial import OptimizerSet
-from conftest import FLOAT32_ROW_BLOCKING
-
-
-@parametrize_with_checks([aekit.AdversarialAutoencoder((8,), latent_dim=2, discriminator_layers=(4,), loss="mse",
-                                                       epochs=2, random_state=0),
-                          aekit.GSN((8,), noise="gaussian:0.1", loss="mse", epochs=2, random_state=0)],
-                         expected_failed_checks=lambda est: FLOAT32_ROW_BLOCKING)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 # -- VAE ---------------------------------------------------------------------------------------------------------

@@ -1,17 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import aekit
-from conftest import FLOAT32_ROW_BLOCKING
 from aekit.models.variational import gaussian_kl
-
-
-@parametrize_with_checks([aekit.VariationalAutoencoder((8,), latent_dim=2, loss="mse", epochs=2, random_state=0)],
-                         expected_failed_checks=lambda est: FLOAT32_ROW_BLOCKING)
-def test_sklearn_compatible(estimator, check):
-    check(estimator)
 
 
 def test_analytic_kl_matches_monte_carlo():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import AekitError
+from .errors import ConfigError
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -13,7 +13,7 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except (RuntimeError, TypeError):
-        raise AekitError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+        raise ConfigError(f"unknown device {device!r}; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise AekitError(f"device {device!r} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        raise ConfigError(f"device {device!r} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
     return dev

@@ -36,6 +36,9 @@ from ..training.signals import stop_on_signals
 from .parts import Part, Training, output_activation
 
 
+MIN_ROWS = 8  # inference on the CPU runs on at least this many rows (padded): see TorchEstimator._map
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, (tuple, list)):
         return [_jsonable(v) for v in value]
@@ -130,7 +133,7 @@ class TorchEstimator(BaseEstimator):
         """The reconstruction ``loss`` (default: the estimator's) plus the parts' penalties (only where the trained
         module's codings are the model's: ``coding_layer``)."""
         penalties = [p for part in self.parts for p in part.penalties(self)] if coding_layer else []
-        return Objective(self.loss if loss is None else loss, penalties, reduction=self.reduction)
+        return Objective(self.loss_ if loss is None else loss, penalties, reduction=self.reduction)
 
     def _corruption(self) -> Callable | None:
         return next((c for c in (part.corruption(self) for part in self.parts) if c is not None), None)
@@ -148,7 +151,7 @@ class TorchEstimator(BaseEstimator):
     def _make_step(self, model: AutoencoderModule):
         """The step that trains ``model`` end to end (wrapped for data-parallel training when in a group)."""
         return self._reconstruction_step(model, model.parameters(), model.regularized_weights(), self.learning_rate,
-                                         self.loss)
+                                         self.loss_)
 
     def _check_X(self, X: np.ndarray) -> None:
         """Checks on validated training data that depend on the settings (each part's)."""
@@ -165,8 +168,13 @@ class TorchEstimator(BaseEstimator):
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(self.device_)
 
     def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
+        """``fn`` over the rows of ``X`` in eval mode, in bounded chunks; on the CPU a chunk of fewer than
+        :data:`MIN_ROWS` rows is padded with zero rows first, because MKL's float32 GEMM takes another path for 1 or
+        2 rows and a row's result would then depend on how many rows came with it (measured: every layer shape
+        from 3 to 784 wide gives the same bits for 8 or more rows as inside a batch of 4096)."""
         self.model_.eval()
-        return map_batches(fn, self._to_tensor(X)).cpu().numpy()
+        return map_batches(fn, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
+                           ).cpu().numpy()
 
     # -- fitting -----------------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -176,11 +184,19 @@ class TorchEstimator(BaseEstimator):
         epochs have run in total."""
         resume = bool(self.warm_start) and hasattr(self, "model_")
         X = self._validate(X, reset=not resume)
+        if not resume:
+            self._resolve(X)
         self._check_X(X)
         if not resume:
             self._start(X.shape[1])
         self._fit_model(X)
         return self
+
+    def _resolve(self, X: np.ndarray) -> None:
+        """The fitted settings the parts decide from the training data (e.g. ``loss_`` for ``loss="auto"``)."""
+        for part in self.parts:
+            for name, value in part.resolve(self, X).items():
+                setattr(self, name, value)
 
     def _start(self, n_features: int) -> None:
         """A new model: device, seed, weights, empty history and training state."""
@@ -317,7 +333,7 @@ class TorchEstimator(BaseEstimator):
             "params": {k: _jsonable(v) for k, v in self.get_params(deep=False).items()},
             "model": {"name": self.model_.registry_name, "config": self.model_.config},
             "fitted": {"n_features_in_": int(self.n_features_in_), "n_epochs_": int(self.n_epochs_),
-                       "seed_": int(self.seed_)},
+                       "seed_": int(self.seed_), **({"loss_": self.loss_} if hasattr(self, "loss_") else {})},
             "extra": getattr(self, "checkpoint_extra_", {}),
         }
 
@@ -345,6 +361,8 @@ class TorchEstimator(BaseEstimator):
             est.n_features_in_ = int(fitted["n_features_in_"])
             est.n_epochs_ = int(fitted["n_epochs_"])
             est.seed_ = int(fitted["seed_"])
+            for part in est.parts:
+                part.restore(est, fitted, params)
         except (KeyError, TypeError, AttributeError) as exc:
             raise CheckpointError(f"checkpoint config is missing or has a bad entry: {exc!r}") from None
         try:

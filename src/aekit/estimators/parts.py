@@ -103,6 +103,8 @@ class Part:
 
     params: tuple[Param, ...] = ()
     title = "options"  # the heading of its flags in a command's help
+    #: settings that make the estimator build another model (e.g. ``arch="conv"``), for tests/test_common.py
+    variants: tuple[dict[str, Any], ...] = ()
 
     def __init__(self, **defaults: Any) -> None:
         declared = self._declared()
@@ -127,6 +129,13 @@ class Part:
 
     def training_rows(self, est: Any, X: np.ndarray) -> np.ndarray:
         return X
+
+    def resolve(self, est: Any, X: np.ndarray) -> dict[str, Any]:
+        """Fitted settings this part decides from the training data when a new model is made (``loss_``)."""
+        return {}
+
+    def restore(self, est: Any, fitted: dict[str, Any], params: dict[str, Any]) -> None:
+        """Set those fitted settings again on an estimator loaded from a checkpoint."""
 
     def penalties(self, est: Any) -> list:
         return []
@@ -223,21 +232,38 @@ class CodingActivation(Part):
 
 
 class Reconstruction(Part):
-    """The reconstruction loss; ``losses`` are the ones this family accepts."""
+    """The reconstruction loss; ``losses`` are the ones this family accepts. With ``auto`` (the loss for data
+    outside [0, 1]) the family also accepts ``loss="auto"``: ``"bce"`` (a Bernoulli decoder) when X lies in [0, 1],
+    else ``auto``. The loss trained with is the fitted ``loss_``."""
 
     title = "layers and loss"
 
-    def __init__(self, loss: str = "mse", losses: Sequence[str] = ("mse", "bce"), doc: str | None = None) -> None:
-        self._loss = Param("loss", loss, [StrOptions(set(losses))],
-                           doc or "Reconstruction loss: ``\"mse\"``, or ``\"bce\"`` (cross-entropy from logits, "
-                                  "sigmoid outputs; needs X in [0, 1]).")
+    def __init__(self, loss: str = "mse", losses: Sequence[str] = ("mse", "bce"), doc: str | None = None,
+                 auto: str | None = None) -> None:
+        self.auto = auto
+        options = {*losses, "auto"} if auto else set(losses)
+        text = doc or ("Reconstruction loss: ``\"mse\"``, or ``\"bce\"`` (cross-entropy from logits, sigmoid "
+                       "outputs; needs X in [0, 1]).")
+        if auto:
+            text += (f" ``\"auto\"``: ``\"bce\"`` when X lies in [0, 1] (intensities, e.g. images), else "
+                     f"``\"{auto}\"``; the loss used is the fitted ``loss_``.")
+        self._loss = Param("loss", loss, [StrOptions(options)], text)
         super().__init__()
 
     def _declared(self) -> tuple[Param, ...]:
         return (self._loss,)
 
+    def resolve(self, est: Any, X: np.ndarray) -> dict[str, Any]:
+        loss = est.loss
+        if loss == "auto":
+            loss = "bce" if X.size and X.min() >= 0 and X.max() <= 1 else self.auto
+        return {"loss_": loss}
+
+    def restore(self, est: Any, fitted: dict[str, Any], params: dict[str, Any]) -> None:
+        est.loss_ = fitted.get("loss_", est.loss)  # checkpoints before "auto" existed name the loss itself
+
     def check(self, est: Any, X: np.ndarray) -> None:
-        if est.loss == "bce" and (X.min() < 0 or X.max() > 1):
+        if est.loss_ == "bce" and (X.min() < 0 or X.max() > 1):
             raise DataError(
                 f"loss='bce' needs X in [0, 1], but X ranges over [{X.min():.3g}, {X.max():.3g}]; "
                 "scale it (e.g. MinMaxScaler) or use loss='mse'"
@@ -246,11 +272,11 @@ class Reconstruction(Part):
 
 def output_activation(est: Any) -> str:
     """The output activation ``est`` trains with: its ``output_activation`` if it has one that is not "auto",
-    else sigmoid for ``loss="bce"`` (BCE from logits), linear otherwise."""
+    else sigmoid for a fitted ``loss_="bce"`` (BCE from logits), linear otherwise."""
     chosen = est.get_params(deep=False).get("output_activation", "auto")
     if chosen != "auto":
         return chosen
-    return "sigmoid" if est.loss == "bce" else "linear"
+    return "sigmoid" if est.loss_ == "bce" else "linear"
 
 
 class OutputActivation(Part):
@@ -380,7 +406,7 @@ class Greedy(Part):
 
         est.shallow_autoencoders_ = greedy_pretrain(
             est.model_, X, strategy=est.greedy_strategy, phases=self.phases(est), make_step=est._reconstruction_step,
-            loss=est.loss, generator=generator, cache=est.cache_codings, seed=est.seed_, history=est.history_,
+            loss=est.loss_, generator=generator, cache=est.cache_codings, seed=est.seed_, history=est.history_,
             progress=bool(est.verbose), start=start, resume_optimizer=resume_optimizer, on_checkpoint=on_checkpoint,
             checkpoint_every=est.checkpoint_every, stop_requested=stop_requested,
         )
@@ -407,6 +433,7 @@ class Conv(Part):
     (n, C, H, W) or (n, H, W); the model takes flat rows."""
 
     title = "convolutional (--arch conv; --hidden and --tie-weights are not used)"
+    variants = ({"arch": "conv", "image_shape": (4, 4)},)
 
     params = (
         Param("arch", "dense", [StrOptions({"dense", "conv"})],

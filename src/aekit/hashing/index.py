@@ -33,7 +33,7 @@ from math import comb
 
 import numpy as np
 
-from ..errors import AekitError, DataError
+from ..errors import ConfigError, DataError, MissingDependency
 
 # a hash-table probe costs about this many linear-scan code comparisons (measured: 0.13 us vs 0.5 ns)
 _PROBE_COST_IN_SCANS = 256
@@ -49,7 +49,7 @@ def _faiss():
     try:
         import faiss
     except ImportError:
-        raise AekitError("the Hamming index needs faiss: pip install faiss-cpu") from None
+        raise MissingDependency("the Hamming index needs faiss: pip install faiss-cpu") from None
     return faiss
 
 
@@ -107,9 +107,9 @@ class HammingIndex:
 
     def __init__(self, n_bits: int, strategy: str = "auto") -> None:
         if int(n_bits) < 1:
-            raise AekitError(f"n_bits must be positive, got {n_bits}")
+            raise ConfigError(f"n_bits must be positive, got {n_bits}")
         if strategy not in ("auto", "hash", "flat"):
-            raise AekitError(f"strategy must be 'auto', 'hash' or 'flat', got {strategy!r}")
+            raise ConfigError(f"strategy must be 'auto', 'hash' or 'flat', got {strategy!r}")
         self.n_bits = int(n_bits)
         self.strategy = strategy
         self.d = 8 * n_bytes(self.n_bits)  # faiss works on whole bytes

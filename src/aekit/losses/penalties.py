@@ -121,9 +121,12 @@ class Contractive:
 
     @staticmethod
     def closed_form_applies(model: AutoencoderModule) -> bool:
-        encoder = getattr(model, "encoder", None)
-        return (encoder is not None and len(encoder) == 1 and isinstance(encoder[0], torch.nn.Linear)
-                and model.config.get("coding_activation", model.config.get("activation")) == "sigmoid")
+        """One sigmoid coding layer of the dense model itself (a subclass may encode otherwise: its term is then
+        computed from its own ``encode``, exactly)."""
+        from ..models.dense import DenseAutoencoder
+
+        return (type(model) is DenseAutoencoder and len(model.encoder) == 1
+                and (model.config.get("coding_activation") or model.config.get("activation")) == "sigmoid")
 
     def hand_written(self, model: AutoencoderModule) -> bool:
         """The closed form has one (when it is the method used); the Jacobian-based methods need autograd."""

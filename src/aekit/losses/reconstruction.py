@@ -11,7 +11,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import AekitError
+from ..errors import ConfigError
 from ..models.base import AEOutput
 from ..nn.chain import activate_, activation_backward_
 
@@ -51,7 +51,7 @@ def _count(x: torch.Tensor, reduction: str) -> int:
     """What the summed errors are divided by: every element ("mean") or the rows ("sum": per-row sums averaged
     over the batch, the VAE's nats per image)."""
     if reduction not in ("mean", "sum"):
-        raise AekitError(f"the hand-written losses reduce by 'mean' or 'sum', not {reduction!r}")
+        raise ConfigError(f"the hand-written losses reduce by 'mean' or 'sum', not {reduction!r}")
     return x.numel() if reduction == "mean" else len(x)
 
 
@@ -88,4 +88,4 @@ def reconstruction_loss(name: str) -> Callable[..., torch.Tensor]:
     try:
         return RECONSTRUCTION_LOSSES[name]
     except KeyError:
-        raise AekitError(f"unknown loss {name!r}; choose from {', '.join(RECONSTRUCTION_LOSSES)}") from None
+        raise ConfigError(f"unknown loss {name!r}; choose from {', '.join(RECONSTRUCTION_LOSSES)}") from None

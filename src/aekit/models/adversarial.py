@@ -182,7 +182,7 @@ class AdversarialAutoencoder(Sampling, AutoencoderEstimator):
     )
     parts = (
         Layers(hidden_layers=(1000, 1000), activation="relu"),
-        Reconstruction("bce", ("bce", "mse"), doc="Reconstruction loss, averaged over features."),
+        Reconstruction("auto", ("bce", "mse"), doc="Reconstruction loss, averaged over features.", auto="mse"),
         ImageShape(),
         Training(batch_size=100),
     )

@@ -69,6 +69,45 @@ class AutoencoderModule(nn.Module):
         return [p for name, p in self.named_parameters() if name.endswith("weight")]
 
 
+class LayerPairs(AutoencoderModule):
+    """A stacked autoencoder made of layer pairs: pair ``k`` is encoder layer ``k`` (``encoder[k]``) with its mirror
+    decoder layer; subclasses give ``pair_encode(x, k)`` and ``pair_decode(h, k)``. Greedy layer-wise training
+    (:mod:`aekit.training.greedy`) trains one pair at a time."""
+
+    encoder: nn.ModuleList
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.encoder)
+
+    @property
+    def n_features(self) -> int:
+        return self.config["n_features"]
+
+    def pair_encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def pair_decode(self, h: torch.Tensor, k: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        for k in range(self.n_pairs):
+            x = self.pair_encode(x, k)
+        return x  # (batch, latent)
+
+    def decode(self, codings: torch.Tensor) -> torch.Tensor:
+        h = codings
+        for k in reversed(range(self.n_pairs)):
+            h = self.pair_decode(h, k)
+        return h  # logits (batch, features)
+
+    def encode_prefix(self, x: torch.Tensor, k: int) -> torch.Tensor:
+        """Output of encoder layers ``0..k-1`` (the input of pair ``k``), flat."""
+        for i in range(k):
+            x = self.pair_encode(x, i)
+        return x
+
+
 def build_model(name: str, config: dict[str, Any]) -> AutoencoderModule:
     """Rebuild a registered model family from its saved ``config``."""
     model = get_model_class(name)(**config)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import AekitError
+from ..errors import ConfigError
 from ..nn.layers import ACTIVATIONS, linear_layers
 from ..nn.layers import activation as get_activation
 from ..registry import register_model
@@ -25,7 +25,7 @@ def activation_name(fn: object) -> str:
     for name, candidate in ACTIVATIONS.items():
         if candidate is fn:
             return name
-    raise AekitError(f"activation {fn!r} is not one of aekit's named activations ({', '.join(ACTIVATIONS)})")
+    raise ConfigError(f"activation {fn!r} is not one of aekit's named activations ({', '.join(ACTIVATIONS)})")
 
 
 @register_model("classifier")
@@ -52,12 +52,12 @@ class EncoderClassifier(nn.Module):
         encoder_layers = [int(h) for h in encoder_layers]
         hidden_layers = [int(h) for h in hidden_layers]
         if not encoder_layers or min(encoder_layers + hidden_layers) < 1:
-            raise AekitError(f"encoder_layers must be a non-empty list of positive sizes (and hidden_layers positive), "
+            raise ConfigError(f"encoder_layers must be a non-empty list of positive sizes (and hidden_layers positive), "
                              f"got {encoder_layers} and {hidden_layers}")
         if int(n_classes) < 1:
-            raise AekitError(f"n_classes must be >= 1, got {n_classes}")
+            raise ConfigError(f"n_classes must be >= 1, got {n_classes}")
         if not 0.0 <= float(dropout) < 1.0:
-            raise AekitError(f"dropout must be in [0, 1), got {dropout}")
+            raise ConfigError(f"dropout must be in [0, 1), got {dropout}")
         self.config = dict(n_features=int(n_features), encoder_layers=encoder_layers, n_classes=int(n_classes),
                            hidden_layers=hidden_layers, activation=activation, coding_activation=coding_activation,
                            init=init, dropout=float(dropout))
@@ -114,11 +114,11 @@ class EncoderClassifier(nn.Module):
         theirs = getattr(autoencoder, "encoder", None)
         if theirs is None or len(theirs) != len(self.encoder):
             n = 0 if theirs is None else len(theirs)
-            raise AekitError(f"cannot copy the encoder of {type(autoencoder).__name__}: it has {n} encoder layers, "
+            raise ConfigError(f"cannot copy the encoder of {type(autoencoder).__name__}: it has {n} encoder layers, "
                              f"this classifier {len(self.encoder)}")
         for k, (mine, other) in enumerate(zip(self.encoder, theirs)):
             if mine.weight.shape != other.weight.shape:
-                raise AekitError(f"encoder layer {k} has shape {tuple(other.weight.shape)} in the autoencoder but "
+                raise ConfigError(f"encoder layer {k} has shape {tuple(other.weight.shape)} in the autoencoder but "
                                  f"{tuple(mine.weight.shape)} here")
             mine.weight.copy_(other.weight)
             mine.bias.copy_(other.bias)
@@ -143,7 +143,7 @@ def encoder_spec(autoencoder: nn.Module) -> dict:
     """Sizes and activations of an autoencoder module's encoder, as :class:`EncoderClassifier` keyword arguments."""
     encoder = getattr(autoencoder, "encoder", None)
     if not encoder or not all(isinstance(layer, nn.Linear) for layer in encoder):
-        raise AekitError(f"{type(autoencoder).__name__} has no dense encoder (an 'encoder' list of linear layers) "
+        raise ConfigError(f"{type(autoencoder).__name__} has no dense encoder (an 'encoder' list of linear layers) "
                          "to reuse; use a stacked autoencoder such as aekit.Autoencoder")
     return dict(n_features=encoder[0].in_features, encoder_layers=[layer.out_features for layer in encoder],
                 activation=activation_name(autoencoder.act), coding_activation=activation_name(autoencoder.coding_act))

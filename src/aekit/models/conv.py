@@ -34,12 +34,12 @@ from ..nn.layers import activation as get_activation
 from ..nn.layers import linear_layers
 from ..nn.wta import LifetimeWTA, SpatialWTA
 from ..registry import register_model
-from .base import AutoencoderModule
+from .base import AutoencoderModule, LayerPairs
 from .dense import DenseAutoencoder
 
 
 @register_model("conv")
-class ConvAutoencoder(AutoencoderModule):
+class ConvAutoencoder(LayerPairs):
     """Convolutional encoder, transposed-convolution decoder.
 
     Layer pairs (for greedy layer-wise training): pair k is encoder stage k and its mirror decoder layer; the
@@ -106,36 +106,11 @@ class ConvAutoencoder(AutoencoderModule):
         return self._n_codings
 
     @property
-    def n_features(self) -> int:
-        return self.config["n_features"]
-
-    @property
     def map_shape(self) -> tuple[int, int, int]:
         """(C, h, w) of the last feature maps (the codings' shape when there is no dense coding layer)."""
         return self.shapes[-1]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        for k in range(self.n_pairs):
-            x = self.pair_encode(x, k)
-        return x  # (batch, latent)
-
-    def decode(self, codings: torch.Tensor) -> torch.Tensor:
-        h = codings
-        for k in reversed(range(self.n_pairs)):
-            h = self.pair_decode(h, k)
-        return h  # logits (batch, features)
-
     # -- layer pairs, for greedy layer-wise training (see aekit.training.greedy); flat rows in and out ---------
-    @property
-    def n_pairs(self) -> int:
-        return len(self.encoder)
-
-    def encode_prefix(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Output of encoder layers ``0..k-1`` (the input of pair ``k``), flat."""
-        for i in range(k):
-            x = self.pair_encode(x, i)
-        return x
-
     def pair_encode(self, x: torch.Tensor, k: int) -> torch.Tensor:
         act = self.coding_act if k == self.n_pairs - 1 else self.act
         if k >= self.n_conv:  # the dense coding layer

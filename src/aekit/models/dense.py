@@ -17,7 +17,7 @@ from ..nn.layers import check_sizes, linear_layers
 from ..nn.wta import LifetimeWTA
 from ..registry import register_model
 from ..training.executors import DENSE_CHAIN
-from .base import AutoencoderModule
+from .base import LayerPairs
 
 
 def _examples(activations: Sequence[str]):
@@ -48,7 +48,7 @@ def _perturbed(model: nn.Module) -> nn.Module:
 
 @DENSE_CHAIN.allow(examples=_examples)
 @register_model("dense")
-class DenseAutoencoder(AutoencoderModule):
+class DenseAutoencoder(LayerPairs):
     """``n_features - hidden_layers... - reversed(hidden_layers[:-1]) - n_features``.
 
     With ``tie_weights`` the decoder has only biases: decoder layer j multiplies by the transposed weight of the
@@ -94,34 +94,10 @@ class DenseAutoencoder(AutoencoderModule):
         return self.config["tie_weights"]
 
     @property
-    def n_features(self) -> int:
-        return self.config["n_features"]
-
-    @property
     def n_codings(self) -> int:
         return self.config["hidden_layers"][-1]
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        for k in range(len(self.encoder)):
-            x = self.pair_encode(x, k)
-        return x  # (batch, latent)
-
-    def decode(self, codings: torch.Tensor) -> torch.Tensor:
-        h = codings
-        for k in reversed(range(len(self.encoder))):
-            h = self.pair_decode(h, k)
-        return h  # logits (batch, features)
-
-    # -- layer pairs, for greedy layer-wise training: pair k = encoder layer k + its mirror decoder layer ---------
-    @property
-    def n_pairs(self) -> int:
-        return len(self.encoder)
-
-    def encode_prefix(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Output of encoder layers ``0..k-1`` (the input of pair ``k``)."""
-        for i in range(k):
-            x = self.pair_encode(x, i)
-        return x
+    # -- layer pairs (pair k = encoder layer k + its mirror decoder layer), defined by their layer specs ---------
 
     def pair_activations(self, k: int) -> tuple[str, str]:
         """Names of pair ``k``'s activations: its encoder layer's (the coding activation for the innermost pair) and

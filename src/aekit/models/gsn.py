@@ -125,7 +125,8 @@ class GSN(AutoencoderEstimator):
         Layers(hidden_layers=(2000,), activation="tanh", init="xavier"),
         CodingActivation(),
         TiedWeights(),
-        Reconstruction("bce", ("bce", "mse"), doc="Bernoulli outputs (X in [0, 1]) or Gaussian outputs."),
+        Reconstruction("auto", ("bce", "mse"), doc="Bernoulli outputs (``\"bce\"``, X in [0, 1]) or Gaussian "
+                                                    "outputs (``\"mse\"``).", auto="mse"),
         ImageShape(),
         Training(batch_size=100),
     )
@@ -134,7 +135,7 @@ class GSN(AutoencoderEstimator):
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), activation=self.activation,
                     init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation(),
                     coding_activation=self.coding_activation, noise=self.noise, walkback=self.walkback,
-                    loss=self.loss)
+                    loss=self.loss_)
 
     def _check_X(self, X: np.ndarray) -> None:
         if parse_noise(self.noise) is None:
@@ -145,7 +146,7 @@ class GSN(AutoencoderEstimator):
     def _output_std(self) -> float:
         """The Gaussian output's standard deviation for ``loss="mse"``: the root of the last epoch's denoising
         MSE (the maximum-likelihood scale of P(x | x~)); 0 for Bernoulli outputs."""
-        if self.loss != "mse":
+        if self.loss_ != "mse":
             return 0.0
         last = self.history_[-1] if self.history_ else {}
         return math.sqrt(last.get("reconstruction", 0.0))

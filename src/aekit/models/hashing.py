@@ -117,7 +117,7 @@ class SemanticHasher(AutoencoderEstimator):
     )
     parts = (
         Layers(hidden_layers=(500, 250)),
-        Reconstruction("bce", ("bce", "mse"),
+        Reconstruction("auto", ("bce", "mse"), auto="mse",
                        doc="Reconstruction loss; ``\"bce\"`` (cross-entropy from logits, sigmoid outputs) needs X in "
                            "[0, 1]; ``\"mse\"`` uses linear outputs."),
         ImageShape(),

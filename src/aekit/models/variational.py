@@ -219,7 +219,7 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
     )
     parts = (
         Layers(hidden_layers=(500, 500)),
-        Reconstruction("bce", ("bce", "gaussian", "mse"),
+        Reconstruction("auto", ("bce", "gaussian", "mse"), auto="gaussian",
                        doc="The decoder: ``\"bce\"`` Bernoulli (sigmoid outputs; X in [0, 1]); ``\"gaussian\"`` "
                            "Gaussian with linear means and one learned standard deviation; ``\"mse\"`` the summed "
                            "squared error (no density: no :meth:`log_likelihood`)."),
@@ -232,7 +232,7 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
     def _model_config(self, n_features: int) -> dict[str, Any]:
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
                     activation=self.activation, init=self.init, output_activation=self._output_activation(),
-                    beta=self.beta, gaussian_decoder=self.loss == "gaussian",
+                    beta=self.beta, gaussian_decoder=self.loss_ == "gaussian",
                     dynamic_binarization=self.binarize == "dynamic", **self.part(Conv).config(self))
 
     def interpolate(self, a: Any, b: Any, steps: int = 10) -> np.ndarray:
@@ -262,7 +262,7 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
 
         check_is_fitted(self, "model_")
         X = self._validate(X, reset=False)
-        ll = importance_log_likelihood(self.model_, self._to_tensor(X), int(k), loss=self.loss, max_pairs=max_pairs,
+        ll = importance_log_likelihood(self.model_, self._to_tensor(X), int(k), loss=self.loss_, max_pairs=max_pairs,
                                        generator=generator_from(random_state))
         return ll.cpu().numpy()
 
@@ -273,5 +273,5 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
 
         check_is_fitted(self, "model_")
         X = self._validate(X, reset=False)
-        return elbo(self.model_, self._to_tensor(X), n_samples, loss=self.loss,
+        return elbo(self.model_, self._to_tensor(X), n_samples, loss=self.loss_,
                     generator=generator_from(random_state)).cpu().numpy()

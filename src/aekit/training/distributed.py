@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..errors import AekitError
+from ..errors import ConfigError
 
 
 def world() -> tuple[int, int]:
@@ -36,9 +36,9 @@ def rank_device(device: str | None = None) -> str:
     if not (device in (None, "auto") and n_gpus >= local_size or str(device).startswith("cuda")):
         return "cpu"
     if n_gpus == 0:
-        raise AekitError(f"device {device!r} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        raise ConfigError(f"device {device!r} was asked for, but this machine has no CUDA GPU; use --device cpu or auto")
     if local >= n_gpus:
-        raise AekitError(f"process {local} of this machine needs a GPU of its own, and it has {n_gpus}: start at "
+        raise ConfigError(f"process {local} of this machine needs a GPU of its own, and it has {n_gpus}: start at "
                          f"most {n_gpus} per machine (torchrun --nproc-per-node {n_gpus}), or train on the CPU "
                          "with --device cpu")
     return f"cuda:{local}"

@@ -61,9 +61,18 @@ def evaluate(step: Step, X: torch.Tensor, Y: torch.Tensor | None = None, batch_s
 
 
 @torch.no_grad()
-def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = 4096) -> torch.Tensor:
-    """``fn`` applied to ``X`` in chunks (bounded memory), concatenated."""
-    return torch.cat([fn(X[start : start + batch_size]) for start in range(0, len(X), batch_size)])
+def map_batches(fn: Callable[[torch.Tensor], torch.Tensor], X: torch.Tensor, batch_size: int = 4096,
+                min_rows: int = 1) -> torch.Tensor:
+    """``fn`` applied to ``X`` in chunks (bounded memory), concatenated; a chunk of fewer than ``min_rows`` rows is
+    padded with zero rows, and only its own rows are kept."""
+    outputs = []
+    for start in range(0, len(X), batch_size):
+        chunk = X[start : start + batch_size]
+        n = len(chunk)
+        if n < min_rows:
+            chunk = torch.cat([chunk, chunk.new_zeros((min_rows - n, *chunk.shape[1:]))])
+        outputs.append(fn(chunk)[:n])
+    return torch.cat(outputs)
 
 
 @dataclass

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from ..errors import AekitError
+from ..errors import ConfigError
 
 class Adam(torch.optim.Adam):
     """``torch.optim.Adam`` whose fused step skips the generic work torch redoes at every step (regroup the tensors
@@ -116,10 +116,10 @@ def make_optimizer(
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
-        raise AekitError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}") from None
+        raise ConfigError(f"unknown optimizer {name!r}; choose from {', '.join(OPTIMIZERS)}") from None
     params = [p for p in params if p.requires_grad]
     if not params:
-        raise AekitError("nothing to train: every parameter is frozen")
+        raise ConfigError("nothing to train: every parameter is frozen")
     reg_ids = {id(p) for p in regularized}
     decay = [p for p in params if id(p) in reg_ids]
     rest = [p for p in params if id(p) not in reg_ids]
