@@ -7,7 +7,7 @@ import torch
 
 import aekit
 from aekit.errors import CheckpointError
-from aekit.io import CONFIG_FILE, MODEL_FILE, STATE_FILE, load_checkpoint, save_checkpoint
+from aekit.io import CONFIG_FILE, MODEL_FILE, STATE_FILE, checkpoint_dir, load_checkpoint, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -50,22 +50,23 @@ def test_pickle_payload_is_refused_and_never_runs(fitted, tmp_path):
             return (open, (str(marker), "w"))
 
     data = pickle.dumps({"weight": Payload()})
-    (run / MODEL_FILE).write_bytes(data)
+    ckpt = checkpoint_dir(run)
+    (ckpt / MODEL_FILE).write_bytes(data)
     with pytest.raises(CheckpointError):
         aekit.load(run)
-    cfg = json.loads((run / CONFIG_FILE).read_text())  # even with a matching checksum, it is no safetensors file
+    cfg = json.loads((ckpt / CONFIG_FILE).read_text())  # even with a matching checksum, it is no safetensors file
     import hashlib
 
     cfg["files"][MODEL_FILE] = hashlib.sha256(data).hexdigest()
-    (run / CONFIG_FILE).write_text(json.dumps(cfg))
+    (ckpt / CONFIG_FILE).write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="not a valid safetensors file"):
-        aekit.load(run)
+        aekit.load(ckpt)  # the checkpoint folder alone (the run folder's pointer vouches for its config too)
     assert not marker.exists()
 
 
 @pytest.mark.parametrize("damage", ["truncate_model", "flip_state", "bad_json", "no_config", "no_model"])
 def test_corrupt_checkpoints_are_refused(fitted, tmp_path, damage):
-    run = fitted.save(tmp_path / "run")
+    run = checkpoint_dir(fitted.save(tmp_path / "run"))
     if damage == "truncate_model":
         data = (run / MODEL_FILE).read_bytes()
         (run / MODEL_FILE).write_bytes(data[: len(data) // 2])
@@ -81,6 +82,8 @@ def test_corrupt_checkpoints_are_refused(fitted, tmp_path, damage):
         (run / MODEL_FILE).unlink()
     with pytest.raises(CheckpointError):
         aekit.load(run)
+    with pytest.raises(CheckpointError):
+        aekit.load(run.parent)  # through the run folder's pointer
 
 
 def test_missing_folder_is_clear(tmp_path):
@@ -96,7 +99,7 @@ def test_non_finite_tensors_are_never_saved(tmp_path):
 
 def test_failed_write_keeps_the_previous_checkpoint(fitted, tmp_path, monkeypatch):
     run = fitted.save(tmp_path / "run")
-    before = (run / MODEL_FILE).read_bytes()
+    before = (checkpoint_dir(run) / MODEL_FILE).read_bytes()
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
@@ -104,7 +107,7 @@ def test_failed_write_keeps_the_previous_checkpoint(fitted, tmp_path, monkeypatc
     monkeypatch.setattr("aekit.io.os.replace", boom)
     with pytest.raises(OSError):
         fitted.save(run)
-    assert (run / MODEL_FILE).read_bytes() == before
+    assert (checkpoint_dir(run) / MODEL_FILE).read_bytes() == before
     assert not list(run.glob(".*.tmp"))
     monkeypatch.undo()
     aekit.load(run)

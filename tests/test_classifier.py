@@ -155,7 +155,7 @@ def test_cli_classify_and_few_labels_experiment(tmp_path, capsys):
     summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]
     assert [row["n_labels"] for row in summary] == [142, 1437]
     assert all(row[v]["n_seeds"] == 2 for row in summary for v in ("scratch", "frozen", "fine-tuned"))
-    for name in ("few_labels.md", "few_labels.json", "few_labels.png", "autoencoder/config.json"):
+    for name in ("few_labels.md", "few_labels.json", "few_labels.png", "autoencoder/checkpoint.json"):
         assert (out / name).is_file(), name
     saved = json.loads((out / "few_labels.json").read_text())
     assert len(saved["runs"]) == 12 and saved["complete"]

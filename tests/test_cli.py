@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from aekit.cli import main
+from aekit.io import checkpoint_dir
 
 
 def last_json(capsys):
@@ -21,9 +22,12 @@ def run(tmp_path_factory):
 
 
 def test_train_writes_run_folder(run):
-    for name in ("model.safetensors", "config.json", "history.json", "training_state.safetensors",
-                 "reconstructions.png", "run.json"):
+    for name in ("checkpoint.json", "reconstructions.png", "run.json"):
         assert (run / name).is_file(), name
+    current = checkpoint_dir(run)  # the checkpoint the pointer names, in a folder of its own
+    assert current.parent == run and current.name.startswith("checkpoint-")
+    for name in ("model.safetensors", "config.json", "history.json", "training_state.safetensors"):
+        assert (current / name).is_file(), name
     notes = json.loads((run / "run.json").read_text())
     assert notes["data"] == {"dataset": "digits"} and notes["metrics"]["epochs"] == 3
 

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import aekit
+from aekit.io import checkpoint_dir
 from aekit.cli import main
 from aekit.errors import ConfigError, DataError
 from aekit.losses.penalties import Contractive
@@ -89,7 +90,7 @@ def test_checkpoint_round_trip(tmp_path):
     loaded = aekit.load(tmp_path / "run")
     assert np.array_equal(loaded.predict(X), est.predict(X))
     assert np.array_equal(loaded.transform(X), est.transform(X))
-    config = json.loads((tmp_path / "run" / "config.json").read_text())["model"]
+    config = json.loads((checkpoint_dir(tmp_path / "run") / "config.json").read_text())["model"]
     assert config["name"] == "conv" and config["config"]["coding_size"] == 6
     rebuilt = build_model("conv", config["config"])
     assert [p.shape for p in rebuilt.parameters()] == [p.shape for p in est.model_.parameters()]

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import aekit
+from aekit.io import checkpoint_dir
 from aekit.errors import TrainingError
 
 # Runs the CLI, optionally sending a signal to itself inside batch KILL_AT (on the first torchrun attempt only,
@@ -74,7 +75,7 @@ def test_kill_9_then_resume_is_bit_identical(launch, tmp_path):
     resumed = launch(["train", "--resume", str(crashed), "--quiet"])
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout and "batch 4" in resumed.stdout
-    assert (full / "model.safetensors").read_bytes() == (crashed / "model.safetensors").read_bytes()
+    assert (checkpoint_dir(full) / "model.safetensors").read_bytes() == (checkpoint_dir(crashed) / "model.safetensors").read_bytes()
 
 
 @pytest.mark.slow
@@ -90,7 +91,7 @@ def test_kill_9_inside_a_greedy_phase_then_resume_is_bit_identical(launch, tmp_p
     resumed = launch(["train", "--resume", str(crashed), "--quiet"])
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout and "greedy phase 2/2, epoch 1/2, batch 8" in resumed.stdout
-    assert (full / "model.safetensors").read_bytes() == (crashed / "model.safetensors").read_bytes()
+    assert (checkpoint_dir(full) / "model.safetensors").read_bytes() == (checkpoint_dir(crashed) / "model.safetensors").read_bytes()
     assert [r["phase"] for r in aekit.load(crashed).history_] == [1, 1, 2, 2, "fine-tune"]
 
 
@@ -108,11 +109,11 @@ def test_sigterm_writes_a_checkpoint_and_exits_cleanly(launch, tmp_path):
 def test_divergence_stops_and_keeps_the_last_good_checkpoint(digits, tmp_path):
     X, _ = digits
     aekit.Autoencoder((32, 16), epochs=2, random_state=0, checkpoint_dir=str(tmp_path)).fit(X)
-    before = (tmp_path / "model.safetensors").read_bytes()
+    before = (checkpoint_dir(tmp_path) / "model.safetensors").read_bytes()
     est = aekit.load(tmp_path).set_params(learning_rate=10.0, epochs=20, warm_start=True)
     with pytest.raises(TrainingError, match=r"diverged at epoch 3, batch \d+/\d+.*try a lower learning rate"):
         est.fit(X)
-    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert (checkpoint_dir(tmp_path) / "model.safetensors").read_bytes() == before
     intact = aekit.load(tmp_path)
     assert intact.n_epochs_ == 2 and np.isfinite(intact.predict(X[:5])).all()
 

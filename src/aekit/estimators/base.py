@@ -9,6 +9,7 @@ the scikit-learn transformer API every autoencoder shares, :class:`Sampling` the
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from .. import __version__
 from ..device import resolve_device
 from ..errors import CheckpointError, DataError
 from ..io import Checkpoint, load_checkpoint, load_optimizer_state, optimizer_state_tensors, save_checkpoint
+from ..locking import LOCK_FILE, folder_lock
 from ..losses.objective import Objective
 from ..losses.penalties import l2_penalty
 from ..models.base import AEOutput, AutoencoderModule, build_model
@@ -187,10 +189,29 @@ class TorchEstimator(BaseEstimator):
         if not resume:
             self._resolve(X)
         self._check_X(X)
-        if not resume:
-            self._start(X.shape[1])
-        self._fit_model(X)
+        with self._writer_lock():
+            if not resume:
+                self._start(X.shape[1])
+            self._fit_model(X)
         return self
+
+    @contextlib.contextmanager
+    def _writer_lock(self):
+        """Hold ``checkpoint_dir``'s writer lock for the whole fit (one writer per run folder; only the main
+        process writes). A fit that fails before its first checkpoint leaves no folder it created behind."""
+        folder = None if self.checkpoint_dir is None or not is_main_process() else Path(self.checkpoint_dir)
+        if folder is None:
+            yield
+            return
+        created = not folder.exists()
+        try:
+            with folder_lock(folder):
+                yield
+        except BaseException:
+            if created and folder.is_dir() and [p.name for p in folder.iterdir()] == [LOCK_FILE]:
+                (folder / LOCK_FILE).unlink(missing_ok=True)
+                folder.rmdir()
+            raise
 
     def _resolve(self, X: np.ndarray) -> None:
         """The fitted settings the parts decide from the training data (e.g. ``loss_`` for ``loss="auto"``)."""
