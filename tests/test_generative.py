@@ -275,7 +275,7 @@ def test_cli_user_errors(tmp_path, capsys):
     assert main(["evaluate", str(run), "--nll", "--k", "5"]) == 2
     assert "--nll needs a variational autoencoder" in capsys.readouterr().err
     assert main(["train", "--model", "aae", "--hidden", "8", "--out", str(run), "--quiet"]) == 2
-    assert "other settings (model)" in capsys.readouterr().err
+    assert "holds a run of --model ae, not aae" in capsys.readouterr().err
     assert main(["train", "--model", "gsn", "--arch", "conv", "--out", str(tmp_path / "y")]) == 2
     assert "--arch does not apply to --model gsn; add --model ae or vae" in capsys.readouterr().err
 

@@ -80,19 +80,75 @@ def read_notes(run: str | os.PathLike) -> dict[str, Any]:
 
 
 def write_notes(run: str | os.PathLike, notes: dict[str, Any]) -> None:
+    """``run.json``, atomically; unchanged notes are not rewritten."""
+    path = Path(run) / RUN_FILE
+    data = json.dumps(notes, indent=2).encode()
+    if not path.is_symlink() and path.is_file() and path.read_bytes() == data:
+        return
+    write_file(run, RUN_FILE, data)
+
+
+def write_file(run: str | os.PathLike, name: str, data: bytes) -> Path:
+    """``data`` as the file ``name`` of the run folder ``run``, atomically; a symbolic link there is refused, never
+    written through."""
     from .io import atomic_write
 
-    atomic_write(Path(run) / RUN_FILE, json.dumps(notes, indent=2).encode())
+    path = Path(run) / name
+    if path.is_symlink():
+        raise RunFolderError(f"{path} is a symbolic link; aekit writes nothing through links in a run folder: "
+                             "remove the link (or use another run folder)")
+    atomic_write(path, data)
+    return path
+
+
+def run_folder_of(path: str | os.PathLike) -> Path | None:
+    """The run folder that ``path`` lies in (the nearest folder above it holding a checkpoint or ``run.json``)."""
+    from .io import has_checkpoint
+
+    resolved = Path(os.path.abspath(path))
+    for parent in [resolved.parent, *resolved.parent.parents]:
+        if has_checkpoint(parent) or (parent / RUN_FILE).is_file():
+            return parent
+    return None
+
+
+def check_output(path: str | os.PathLike, what: str = "--out") -> Path:
+    """Refuse an output path that would replace a run folder's own files (its checkpoints, pointer, notes, lock),
+    also through a link; returns the path."""
+    from .io import MANAGED
+
+    path = Path(path)
+    for candidate in {Path(os.path.abspath(path)), path.resolve()}:
+        run = run_folder_of(candidate)
+        if run is None:
+            continue
+        first = candidate.relative_to(run).parts[0]
+        if first in MANAGED or first.startswith(("checkpoint-", ".checkpoint-")):
+            raise RunFolderError(f"{what} {path} would overwrite {first} of the run folder {run}; write the output "
+                                 "elsewhere (e.g. beside the run folder)")
+        if candidate == Path(os.path.abspath(path)) and path.is_symlink():
+            raise RunFolderError(f"{what} {path} is a symbolic link inside the run folder {run}; aekit writes "
+                                 "nothing through links there: remove it or choose another name")
+    return path
 
 
 def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """``array`` to a ``.npy`` file (no pickle), atomically."""
+    """``array`` to a ``.npy`` file (no pickle), atomically; never over a run folder's own files."""
     from .io import atomic_write
 
+    check_output(path)
     buf = io.BytesIO()
     np.save(buf, array, allow_pickle=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buf.getvalue())
+
+
+def figure_bytes(fig: Any, dpi: int = 100) -> bytes:
+    """A matplotlib figure as PNG bytes (written with :func:`write_file` or ``atomic_write``, never through a
+    link)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
 
 
 def position_text(est: Any) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..estimators.parts import float_list, int_list
-from ..runs import load_split, read_notes, write_notes
+from ..runs import check_output, figure_bytes, load_split, read_notes, write_notes
 from ._flags import add_flags, cli_defaults, given_params
 from ._shared import add_common, add_data_args, emit, spec_of
 
@@ -60,6 +60,12 @@ def cmd_classify(args: argparse.Namespace) -> None:
     rows = labelled_subset(split.y_train, args.label_fraction, seed)
     batch_size = params.get("batch_size", PretrainedClassifier.declared("batch_size").default)
     epochs = params["epochs"] = params.get("epochs") or epochs_for_steps(len(rows), batch_size, args.steps)
+    if args.out:
+        from ..io import has_checkpoint
+
+        check_output(args.out)
+        if has_checkpoint(args.out) or Path(args.out).resolve() == Path(encoder).resolve():
+            raise UsageError(f"--out {args.out} already holds a run; save the classifier in another folder")
     clf = PretrainedClassifier(encoder, **params, verbose=0 if args.quiet else 1)
     t0 = time.perf_counter()
     clf.fit(split.X_train[rows], split.y_train[rows])
@@ -69,7 +75,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
               "pretrain": clf.pretrain, "freeze": clf.freeze, "epochs": epochs, "train_seconds": round(seconds, 2),
               "encoder": encoder, "seed": seed}
     if args.out:
-        clf.save(args.out)
+        clf.save(args.out)  # refused up front if --out holds another run (see below)
         write_notes(Path(args.out), {"data": spec, "metrics": result})
         result["out"] = args.out
     how = "from scratch" if not clf.pretrain else f"pretrained encoder, freeze {clf.freeze}"
@@ -198,7 +204,7 @@ def cmd_few_labels(args: argparse.Namespace) -> None:
             f"CPU time of this command: {cpu_min:.1f} min (wall {payload['wall_seconds'] / 60:.1f} min{resumed}).\n")
     atomic_write(out / f"{RESULTS}.md", text.encode())
     fig = plot_few_labels(payload["summary"], title=f"{split.name}: unsupervised pretraining with few labels")
-    fig.savefig(out / f"{RESULTS}.png", dpi=100)
+    atomic_write(out / f"{RESULTS}.png", figure_bytes(fig))
     emit(args, f"{table}\nwrote {out}/{RESULTS}.md, .json, .png", {
         "out": str(out), "summary": payload["summary"], "cpu_minutes": round(cpu_min, 2),
         "wall_minutes": round(payload["wall_seconds"] / 60, 2)})

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..runs import read_notes, save_npy
+from ..runs import check_output, figure_bytes, read_notes, save_npy, write_file
 from ._shared import add_common, emit, load_run
 from .evaluate import samples
 
@@ -35,12 +35,14 @@ def run(args: argparse.Namespace) -> None:
     notes = read_notes(args.run)
     image_shape = notes.get("image_shape") or getattr(est, "image_shape", None)
     drawn = samples(est, args.n, args.seed, args.steps)
-    out = Path(args.out) if args.out else Path(args.run) / "samples.png"
+    out = check_output(args.out) if args.out else Path(args.run) / "samples.png"
+    if args.npy:
+        check_output(args.npy, "--npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{type(est).__name__}: {args.n} samples" + (f" ({args.steps} chain steps)"
                                                          if hasattr(est, "sample_chain") else "")
-    plot_samples(drawn, image_shape, ncols=args.ncols or int(np.ceil(np.sqrt(args.n))), title=title).savefig(
-        out, dpi=80)
+    fig = plot_samples(drawn, image_shape, ncols=args.ncols or int(np.ceil(np.sqrt(args.n))), title=title)
+    write_file(out.parent, out.name, figure_bytes(fig, dpi=80))
     payload = {"out": str(out), "n": args.n, "shape": list(drawn.shape)}
     if args.npy:
         save_npy(args.npy, drawn)

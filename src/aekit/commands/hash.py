@@ -176,7 +176,10 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         from ..hashing import plot_buckets
 
         fig = plot_buckets(X_db, codes_db, image_shape, labels=y_db, n_bits=n_bits, random_state=args.seed)
-        fig.savefig(args.figure, dpi=110)
+        from ..io import atomic_write
+        from ..runs import check_output, figure_bytes
+
+        atomic_write(check_output(args.figure, "--figure"), figure_bytes(fig, dpi=110))
         table += f"\nfigure: {args.figure}"
     write_notes(Path(args.run), {**notes, "hash_metrics": {"data": spec, "results": results}})
     emit(args, f"{n_bits} bits, database {len(X_db)} items, {len(X_q)} queries\n{table}",

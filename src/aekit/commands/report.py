@@ -18,6 +18,10 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> None:
     from ..viz.report import write_report
 
+    from ..runs import check_output
+
+    if args.out:
+        check_output(args.out)
     path = write_report(args.run, args.out, args.dataset, data=args.data, label_column=args.label_column,
                         device=args.device or "cpu")
     size = path.stat().st_size

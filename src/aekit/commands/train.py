@@ -2,6 +2,11 @@
 
 The families, their flags and each flag's default come from the registry and the estimators' declarations
 (:mod:`aekit.commands._flags`); a flag the chosen family does not take is refused.
+
+Nothing is written until everything has been checked: the flags against the family, a resumed run's settings and
+data against what it was trained with, the data against the settings, the model's size against the machine.
+The run folder's writer lock is then held for the whole run, so a second trainer on the same folder is refused at
+once; a command that fails before its first checkpoint leaves the folder as it found it.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from typing import Any
 
 from ..errors import ConfigError, TrainingInterrupted
 from ..registry import FAMILIES
-from ..runs import load_split, read_notes, write_notes, position_text
+from ..runs import RUN_FILE, figure_bytes, load_split, position_text, read_notes, write_file, write_notes
 from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, emit, load_run, norm, spec_of
 
@@ -28,9 +33,9 @@ def families() -> dict[str, type]:
 def add_parser(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     known = families()
-    p.add_argument("--model", default="ae", choices=sorted(known),
+    p.add_argument("--model", choices=sorted(known),
                    help="the model family: " + "; ".join(f"{cli}: {cls.__name__}" for cli, cls in sorted(known.items()))
-                        + " (default ae)")
+                        + " (default ae; a run being continued keeps its own)")
     add_flags(p, list(known.values()), names={cls: cli for cli, cls in known.items()})
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
     p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
@@ -45,36 +50,77 @@ def _default_run(args: argparse.Namespace) -> Path:
     return Path("runs") / (args.dataset or (Path(args.data).stem if args.data else "digits"))
 
 
+def _family_of(est: Any, known: dict[str, type]) -> str | None:
+    return next((name for name, cls in known.items() if type(est) is cls), None)
+
+
+def _continued(args: argparse.Namespace, run_dir: Path, known: dict[str, type], device: str | None):
+    """The run already in ``run_dir`` and its family name, after checking that the command does not contradict
+    it (its family, its settings; with ``--resume`` every given flag but those that may change)."""
+    est = load_run(run_dir, device)
+    name = _family_of(est, known)
+    if name is None:
+        raise ConfigError(f"{run_dir} holds a {type(est).__name__}, which aekit train does not train; use another "
+                          "--out")
+    if args.model is not None and args.model != name:
+        raise ConfigError(f"{run_dir} holds a run of --model {name}, not {args.model}; drop --model to continue it, "
+                          "or use another --out" + ("" if args.resume else " (or --overwrite to replace it)"))
+    return est, name
+
+
 def run(args: argparse.Namespace) -> None:
-    from ..io import has_checkpoint
+    from ..io import checkpoint_dir, has_checkpoint
+    from ..locking import folder_lock
     from ..training.distributed import init_from_env, is_main_process
     from ..viz import plot_reconstructions
 
     known = families()
-    cls = known[args.model]
-    given = given_params(args, cls, f"--model {args.model}", alternatives=known)
-    device = init_from_env(given.get("device"))  # under torchrun: join the group, pick this rank's device
+    # -- which run, which family --------------------------------------------------------------------------------
+    if args.resume:
+        run_dir = Path(args.resume)
+        if args.out and Path(args.out).resolve() != run_dir.resolve():
+            raise ConfigError(f"--resume {run_dir} continues that run in its own folder; --out {args.out} "
+                              "contradicts it: drop --out (copy the run folder first to continue it elsewhere)")
+        if args.overwrite:
+            raise ConfigError("--resume continues a run and --overwrite replaces it; give one of them")
+        if not has_checkpoint(run_dir):
+            raise ConfigError(f"--resume {run_dir}: no checkpoint there (expected {run_dir}/checkpoint.json)")
+    else:
+        run_dir = Path(args.out) if args.out else _default_run(args)
+    continuing = has_checkpoint(run_dir) and not args.overwrite
+    name = args.model or "ae"
+    device_flag = getattr(args, "param_device", None)
+    device = init_from_env(device_flag)  # under torchrun: join the group, pick this rank's device
+    est = None
+    if continuing:
+        est, name = _continued(args, run_dir, known, device)
+    cls = known[name]
+    given = given_params(args, cls, f"--model {name}", alternatives=known)
     if device is not None:
         given["device"] = device
     main = is_main_process()  # only rank 0 writes files and prints
-    if args.resume:
-        run_dir = Path(args.resume)
-        if not has_checkpoint(run_dir):
-            raise ConfigError(f"--resume {run_dir}: no checkpoint there (expected {run_dir}/config.json)")
-    else:
-        run_dir = Path(args.out) if args.out else _default_run(args)
     notes = read_notes(run_dir)
-    spec = spec_of(args, notes if args.resume else None)
+    spec = spec_of(args, notes if continuing else None)
+    if continuing and notes.get("data") not in (None, spec):
+        raise ConfigError(f"{run_dir} holds a run trained on {_data_text(notes['data'])}, not on {_data_text(spec)}; "
+                          "drop --dataset/--data to continue it, or use another --out")
     X_train, X_test, image_shape = load_split(spec)[:3]
     wanted = {**cli_defaults(cls), **given}
     verbose = 0 if args.quiet else 1
-    if has_checkpoint(run_dir) and not args.overwrite:
-        est = load_run(run_dir, given.get("device"))
-        if not args.resume:
-            saved = est.get_params()
-            defaults = {p.name: p.default for p in cls.declared_params()}
-            diff = ["model"] if type(est) is not cls else [
-                k for k in flagged(cls) if k not in MAY_CHANGE and norm(saved[k]) != norm(wanted.get(k, defaults[k]))]
+    # -- the estimator, checked against the run it continues --------------------------------------------------------
+    if continuing:
+        saved = est.get_params()
+        defaults = {p.name: p.default for p in cls.declared_params()}
+        if args.resume:
+            diff = [k for k in given if k not in MAY_CHANGE and norm(saved[k]) != norm(given[k])]
+            if diff:
+                flags = ", ".join(f"{_flag(cls, k)} {_text(given[k])} (the run has {_text(saved[k])})" for k in diff)
+                raise ConfigError(f"--resume {run_dir} continues the run as it was trained, but {flags}: drop "
+                                  f"{'that flag' if len(diff) == 1 else 'those flags'}, or train another run with "
+                                  "--out")
+        else:
+            diff = [k for k in flagged(cls)
+                    if k not in MAY_CHANGE and norm(saved[k]) != norm(wanted.get(k, defaults[k]))]
             if diff:
                 raise ConfigError(f"{run_dir} already holds a run with other settings ({', '.join(diff)}); use another "
                                   "--out, --overwrite to replace it, or --resume to continue it")
@@ -83,43 +129,77 @@ def run(args: argparse.Namespace) -> None:
         if "checkpoint_every" in given:
             est.set_params(checkpoint_every=given["checkpoint_every"])
         est.set_params(warm_start=True, checkpoint_dir=str(run_dir), verbose=verbose)
-        if main:
-            print(f"resuming {run_dir} at {position_text(est)}")
     else:
         extra: dict[str, Any] = {"image_shape": image_shape} if "image_shape" in cls._get_param_names() else {}
         est = cls(**wanted, **extra, checkpoint_dir=str(run_dir), verbose=verbose)
-    fresh = not run_dir.exists()
-    if main:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape})
-    t0 = time.perf_counter()
-    try:
-        est.fit(X_train)
-    except TrainingInterrupted as exc:
-        exc.run = run_dir
-        raise
-    except BaseException:
-        if main and not has_checkpoint(run_dir):  # failed before the first epoch ended: leave nothing behind
-            (run_dir / "run.json").unlink(missing_ok=True)
-            if fresh and not any(run_dir.iterdir()):
-                run_dir.rmdir()
-        raise
-    seconds = time.perf_counter() - t0
+    est.check_fit(X_train)  # everything fit would refuse, before anything is written
+    # -- train, holding the run folder ------------------------------------------------------------------------------
+    existed = run_dir.exists()
+    before = checkpoint_dir(run_dir) if has_checkpoint(run_dir) else None
+    old_notes = (run_dir / RUN_FILE).read_bytes() if (run_dir / RUN_FILE).is_file() else None
     if not main:
+        est.fit(X_train)
         return
-    est.save(run_dir)  # also when no epoch ran (e.g. already complete)
-    test_mse = -est.score(X_test)
-    fig = plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)
-    fig.savefig(run_dir / "reconstructions.png", dpi=100)
-    metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
-               "n_parameters": sum(p.numel() for p in est.model_.parameters())}
-    write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
-    if args.report:
-        from ..viz.report import write_report
+    with folder_lock(run_dir):
+        if continuing:
+            print(f"resuming {run_dir} at {position_text(est)}")
+        write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape})
+        t0 = time.perf_counter()
+        try:
+            est.fit(X_train)
+        except TrainingInterrupted as exc:
+            exc.run = run_dir
+            raise
+        except BaseException:
+            now = checkpoint_dir(run_dir) if has_checkpoint(run_dir) else None
+            if now == before:  # failed before its first checkpoint: leave the folder as it was
+                _restore_notes(run_dir, old_notes)
+                if not existed:
+                    _remove_new_folder(run_dir)
+            raise
+        seconds = time.perf_counter() - t0
+        est.save(run_dir)  # also when no epoch ran (e.g. already complete)
+        test_mse = -est.score(X_test)
+        write_file(run_dir, "reconstructions.png",
+                   figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)))
+        metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
+                   "n_parameters": sum(p.numel() for p in est.model_.parameters())}
+        write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})
+        if args.report:
+            from ..viz.report import write_report
 
-        metrics["report"] = str(write_report(run_dir, dataset=spec.get("dataset"), data=spec.get("file"),
-                                             label_column=spec.get("label_column"),
-                                             device=given.get("device") or "cpu"))
+            metrics["report"] = str(write_report(run_dir, dataset=spec.get("dataset"), data=spec.get("file"),
+                                                 label_column=spec.get("label_column"),
+                                                 device=given.get("device") or "cpu"))
     where = spec.get("dataset") or spec.get("file")
     emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({est.n_epochs_} epochs, {seconds:.1f} s; "
                f"run folder: {run_dir})", {**metrics, "run": str(run_dir)})
+
+
+def _restore_notes(run_dir: Path, old: bytes | None) -> None:
+    path = run_dir / RUN_FILE
+    if old is None:
+        path.unlink(missing_ok=True)
+    elif not path.is_file() or path.read_bytes() != old:
+        write_file(run_dir, RUN_FILE, old)
+
+
+def _remove_new_folder(run_dir: Path) -> None:
+    """Remove a run folder this command created, if it holds nothing but the lock."""
+    from ..locking import LOCK_FILE
+
+    if run_dir.is_dir() and {p.name for p in run_dir.iterdir()} <= {LOCK_FILE}:
+        (run_dir / LOCK_FILE).unlink(missing_ok=True)
+        run_dir.rmdir()
+
+
+def _flag(cls: type, name: str) -> str:
+    return cls.declared(name).flag_name or name
+
+
+def _text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _data_text(spec: dict[str, Any]) -> str:
+    return f"--dataset {spec['dataset']}" if "dataset" in spec else f"--data {spec.get('file')}"

@@ -7,6 +7,7 @@ read as they are; the estimators validate them.
 from __future__ import annotations
 
 import csv
+import math
 import os
 import warnings
 import zipfile
@@ -16,7 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from aekit.data._arrays import flatten_images
-from aekit.errors import DataError
+from aekit.errors import DataError, LimitError
+from aekit.limits import check_bytes, human, max_image_pixels
 
 LoadedFile = tuple[np.ndarray, np.ndarray | None, tuple[int, ...] | None]
 _Raw = tuple[np.ndarray, np.ndarray | None, list[str] | None]  # (array, labels, header names)
@@ -80,11 +82,41 @@ def load_file(path: str | os.PathLike[str], *,
     return X, _as_labels(y, len(X), path), image_shape
 
 
+def _npy_header(f, where: str, available: int | None) -> tuple[tuple[int, ...], np.dtype]:
+    """The shape and dtype an ``.npy`` stream declares, checked before its data is read: no objects (pickles),
+    as many bytes as it claims (``available``: the bytes after the header, when known), and within the memory
+    limit as float32 features."""
+    try:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    except (ValueError, OSError, SyntaxError, TypeError) as exc:
+        raise DataError(f"Cannot read {where}: it is not a NumPy .npy/.npz file ({exc}; pickles are never "
+                        "loaded); save arrays with np.save or np.savez") from None
+    if dtype.hasobject:
+        raise DataError(f"{where} holds Python objects (dtype=object), which aekit never loads because "
+                        "unpickling can run arbitrary code; save a numeric array instead")
+    count = math.prod(shape)
+    if available is not None and available - f.tell() < count * dtype.itemsize:
+        raise DataError(f"{where} is truncated: its header declares shape {shape} of {dtype} ({human(count * dtype.itemsize)}) "
+                        f"but the file holds {human(max(0, available - f.tell()))} of data")
+    check_bytes(max(count * dtype.itemsize, 4 * count), f"{where} (its header declares shape {shape} of {dtype})",
+                "use a smaller file, or set AEKIT_MAX_MEMORY if the machine has room")
+    return shape, dtype
+
+
 def _read_npy(path: Path) -> _Raw:
+    with open(path, "rb") as f:
+        _npy_header(f, str(path), path.stat().st_size)
     return np.load(path, allow_pickle=False), None, None
 
 
 def _read_npz(path: Path) -> _Raw:
+    with zipfile.ZipFile(path) as archive:  # each member's header, before numpy inflates it
+        for info in archive.infolist():
+            check_bytes(info.file_size, f"{path}: {info.filename} (declared {human(info.file_size)} uncompressed)")
+            with archive.open(info) as member:
+                _npy_header(member, f"{path}: {info.filename}", info.file_size)
     with np.load(path, allow_pickle=False) as archive:
         keys = archive.files
         x_key = next((k for k in _X_KEYS if k in keys), keys[0] if len(keys) == 1 else None)
@@ -96,6 +128,8 @@ def _read_npz(path: Path) -> _Raw:
 
 
 def _read_table(path: Path) -> _Raw:
+    # a value takes at least 2 characters ("0,"), and is parsed as float64 first
+    check_bytes(4 * path.stat().st_size, f"{path} ({human(path.stat().st_size)} of text, parsed as numbers)")
     with open(path, encoding="utf-8-sig", newline="") as f:
         first = next((line for line in f if line.strip()), "")
         if not first:
@@ -211,6 +245,8 @@ def _load_image_folder(folder: Path) -> LoadedFile:
     if not paths:
         raise DataError(f"{folder} holds no images ({', '.join(_IMAGE_SUFFIXES)}); put images in it, "
                         "or one subfolder of images per class")
+    first = _image_size(paths[0])
+    check_bytes(4 * len(paths) * first, f"{folder} ({len(paths)} images of {first:,} values each, as float32)")
     images = [_read_image(path) for path in paths]
     for path, image in zip(paths, images):
         if image.shape[:2] != images[0].shape[:2]:
@@ -230,12 +266,41 @@ def _images_in(folder: Path, recursive: bool) -> list[Path]:
     return sorted(p for p in candidates if p.suffix.lower() in _IMAGE_SUFFIXES and p.is_file())
 
 
-def _read_image(path: Path) -> np.ndarray:
-    """uint8 (H, W) for grayscale images, (H, W, 3) for colour ones (alpha dropped, palettes expanded)."""
+def _open_image(path: Path):
+    """The image at ``path``, opened (header only) and checked against the pixel limit before it is decoded."""
     from PIL import Image  # matplotlib's dependency; imported only when images are read
 
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
-    except OSError as exc:  # includes PIL.UnidentifiedImageError and truncated files
-        raise DataError(f"Cannot read image {path}: {exc}; fix or remove it") from exc
+        image = Image.open(path)
+    except (OSError, Image.DecompressionBombError) as exc:  # includes PIL.UnidentifiedImageError
+        raise DataError(f"Cannot read image {path}: {exc}; fix or remove it") from None
+    width, height = image.size
+    if width * height > max_image_pixels():
+        image.close()
+        raise LimitError(f"image {path} declares {width} x {height} pixels, more than the limit of "
+                         f"{max_image_pixels():,} (AEKIT_MAX_IMAGE_PIXELS); resize it")
+    return image
+
+
+def _image_size(path: Path) -> int:
+    """Values (pixels times colour channels) the image at ``path`` will give, from its header."""
+    with _open_image(path) as image:
+        width, height = image.size
+        return width * height * (1 if image.mode in _GRAY_MODES else 3)
+
+
+def _read_image(path: Path) -> np.ndarray:
+    """float32 in [0, 1]: (H, W) for grayscale images, (H, W, 3) for colour ones (alpha dropped, palettes
+    expanded); 16-bit grayscale is scaled by 65535, 8-bit by 255."""
+    from PIL import Image
+
+    try:
+        with _open_image(path) as image:
+            if image.mode.startswith("I;16"):
+                return np.asarray(image, dtype=np.float32) / 65535
+            if image.mode in ("I", "F"):  # 32-bit integer or float pixels: taken as 16-bit / as they are
+                values = np.asarray(image, dtype=np.float32)
+                return values / 65535 if image.mode == "I" else values
+            return np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"), dtype=np.float32) / 255
+    except (OSError, Image.DecompressionBombError) as exc:  # truncated files and the like
+        raise DataError(f"Cannot read image {path}: {exc}; fix or remove it") from None

@@ -10,6 +10,7 @@ the scikit-learn transformer API every autoencoder shares, :class:`Sampling` the
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -28,7 +29,7 @@ from ..io import Checkpoint, load_checkpoint, load_optimizer_state, optimizer_st
 from ..locking import LOCK_FILE, folder_lock
 from ..losses.objective import Objective
 from ..losses.penalties import l2_penalty
-from ..models.base import AEOutput, AutoencoderModule, build_model
+from ..models.base import AEOutput, AutoencoderModule, build_model, check_model_config
 from ..params import Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
@@ -194,6 +195,21 @@ class TorchEstimator(BaseEstimator):
                 self._start(X.shape[1])
             self._fit_model(X)
         return self
+
+    def check_fit(self, X: Any, y: Any = None) -> None:
+        """Raise what ``fit(X)`` would raise before training (a parameter, the data against the settings, a model
+        too large for this machine), without training or changing this estimator: the command line checks a run
+        this way before it writes anything."""
+        self._validate_params()
+        probe = copy.copy(self)
+        resume = bool(self.warm_start) and hasattr(self, "model_")
+        rows = probe._validate(X, reset=not resume)
+        if not resume:
+            probe._resolve(rows)
+        probe._check_X(rows)
+        if not resume:
+            seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
+            check_model_config(probe._model_name(), {**probe._model_config(rows.shape[1]), "seed": seed})
 
     @contextlib.contextmanager
     def _writer_lock(self):

@@ -108,8 +108,22 @@ class LayerPairs(AutoencoderModule):
         return x
 
 
+def check_model_config(name: str, config: dict[str, Any]) -> int:
+    """Build the model on the ``meta`` device (no memory is taken) and refuse it if its training state would not
+    fit this machine (:func:`aekit.limits.check_model_size`); returns its parameter count."""
+    from ..limits import check_model_size
+
+    cls = get_model_class(name)
+    with torch.device("meta"):
+        n_parameters = sum(p.numel() for p in cls(**config).parameters())
+    check_model_size(n_parameters, f"the {name} model")
+    return n_parameters
+
+
 def build_model(name: str, config: dict[str, Any]) -> AutoencoderModule:
-    """Rebuild a registered model family from its saved ``config``."""
+    """Rebuild a registered model family from its saved ``config``; a configuration that would not fit in
+    memory is refused before any weight is allocated."""
+    check_model_config(name, config)
     model = get_model_class(name)(**config)
     model.registry_name = name
     return model

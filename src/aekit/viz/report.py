@@ -343,8 +343,7 @@ def write_report(
         The file written.
     """
     from ..estimators.base import load
-    from ..io import atomic_write
-    from ..runs import data_spec, load_split, read_notes
+    from ..runs import check_output, data_spec, load_split, read_notes, write_file
 
     run = Path(run_dir)
     est = load(run, device=device)
@@ -354,7 +353,7 @@ def write_report(
     image_shape = notes.get("image_shape") or data_shape or getattr(est, "image_shape", None)
     page = build_report(est, X_train, X_test, y_test, image_shape=image_shape, notes=notes, data_name=name,
                         split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})")
-    path = Path(out) if out is not None else run / "report.html"
+    path = check_output(out) if out is not None else run / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, page.encode("utf-8"))
+    write_file(path.parent, path.name, page.encode("utf-8"))
     return path
