@@ -146,11 +146,12 @@ def _checkpoints(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if _CHECKPOINT.fullmatch(p.name)) if folder.is_dir() else []
 
 
-def checkpoint_dir(path: str | os.PathLike) -> Path:
-    """The folder holding the current checkpoint's files: the one a run folder's pointer names, or ``path``
-    itself (a checkpoint folder, or a run folder written by older aekit)."""
+def checkpoint_dir(path: str | os.PathLike, pointer: dict[str, Any] | None = None) -> Path:
+    """The folder holding the current checkpoint's files: the one a run folder's pointer names (``pointer``: as
+    already read), or ``path`` itself (a checkpoint folder, or a run folder written by older aekit)."""
     path = Path(path)
-    pointer = _read_pointer(path) if path.is_dir() else None
+    if pointer is None:
+        pointer = _read_pointer(path) if path.is_dir() else None
     if pointer is None:
         return path
     current = path / pointer["current"]
@@ -313,10 +314,11 @@ def load_checkpoint(path: str | os.PathLike, with_state: bool = True) -> Checkpo
         )
     for attempt in range(5):
         pointer = _read_pointer(path)
-        folder = checkpoint_dir(path)
         try:
+            folder = checkpoint_dir(path, pointer)  # the folder of the very pointer whose checksum is checked
             return _load_folder(folder, with_state, None if pointer is None else pointer.get("config_sha256"))
-        except _Missing:
+        except (_Missing, CheckpointError):
+            # a writer switched meanwhile and removed what this read began with: read the new pointer
             if pointer is None or attempt == 4 or _read_pointer(path) == pointer:
                 raise
     raise AssertionError("unreachable")

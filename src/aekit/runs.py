@@ -108,6 +108,8 @@ def run_folder_of(path: str | os.PathLike) -> Path | None:
     resolved = Path(os.path.abspath(path))
     for parent in [resolved.parent, *resolved.parent.parents]:
         if has_checkpoint(parent) or (parent / RUN_FILE).is_file():
+            if parent.name.startswith("checkpoint-") and has_checkpoint(parent.parent):
+                return parent.parent  # a checkpoint folder inside a run folder
             return parent
     return None
 

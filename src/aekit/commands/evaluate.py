@@ -50,8 +50,9 @@ def samples(est: Any, n: int, seed: int, steps: int) -> np.ndarray:
 
     if not hasattr(est, "sample"):
         generative = sorted(name for name, cls in FAMILIES.items() if hasattr(cls, "sample"))
-        raise ConfigError(f"this run holds a {type(est).__name__} model, which does not generate; train one with "
-                          f"--model {', '.join(generative)}")
+        name = type(est).__name__
+        raise ConfigError(f"this run holds {'an' if name[0] in 'AEIOU' else 'a'} {name} model, which does not "
+                          f"generate; train one with --model {', '.join(generative)}")
     if hasattr(est, "sample_chain"):
         return est.sample(n, steps, random_state=seed)
     return est.sample(n, random_state=seed)

@@ -31,13 +31,13 @@ def run(args: argparse.Namespace) -> None:
 
     if args.n < 1:
         raise ConfigError(f"--n must be >= 1, got {args.n}")
+    out = check_output(args.out) if args.out else Path(args.run) / "samples.png"
+    if args.npy:
+        check_output(args.npy, "--npy")
     est = load_run(args.run, args.device)
     notes = read_notes(args.run)
     image_shape = notes.get("image_shape") or getattr(est, "image_shape", None)
     drawn = samples(est, args.n, args.seed, args.steps)
-    out = check_output(args.out) if args.out else Path(args.run) / "samples.png"
-    if args.npy:
-        check_output(args.npy, "--npy")
     out.parent.mkdir(parents=True, exist_ok=True)
     title = f"{type(est).__name__}: {args.n} samples" + (f" ({args.steps} chain steps)"
                                                          if hasattr(est, "sample_chain") else "")

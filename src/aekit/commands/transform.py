@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..runs import load_split, save_npy
+from ..runs import check_output, load_split, save_npy
 from ._shared import add_common, add_data_args, emit, load_run, run_spec
 
 def _add_parser(p: argparse.ArgumentParser, method: str) -> None:
@@ -25,6 +25,7 @@ def add_reconstruct(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, method: str) -> None:
+    check_output(args.out)  # before any work: never over a run folder's own files
     est = load_run(args.run, args.device)
     split = load_split(run_spec(args, args.run))
     X = split.X_test if args.split == "test" else split.X_train

@@ -272,7 +272,10 @@ def _open_image(path: Path):
 
     try:
         image = Image.open(path)
-    except (OSError, Image.DecompressionBombError) as exc:  # includes PIL.UnidentifiedImageError
+    except Image.DecompressionBombError as exc:  # Pillow's own check, beyond 2 x its default limit
+        raise LimitError(f"image {path} declares more pixels than the limit of {max_image_pixels():,} "
+                         f"(AEKIT_MAX_IMAGE_PIXELS): {exc}; resize it") from None
+    except OSError as exc:  # includes PIL.UnidentifiedImageError
         raise DataError(f"Cannot read image {path}: {exc}; fix or remove it") from None
     width, height = image.size
     if width * height > max_image_pixels():
