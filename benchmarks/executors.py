@@ -60,19 +60,22 @@ def _adam(params) -> Adam:
     return Adam([{"params": list(params), "weight_decay": 0.0}], lr=1e-3, fused=True)
 
 
-def autograd_steps(xs: list[torch.Tensor]) -> None:
+def _autograd_training(xs: list[torch.Tensor], layer_fn) -> None:
+    """Adam steps of the model whose layer ``k`` is ``layer_fn(h, layer, last)``, through ``loss.backward()``."""
     layers = _model()
     opt = _adam(layers.parameters())
     for x in xs:
         h = x
         for k, layer in enumerate(layers):
-            h = layer(h)
-            if k < len(layers) - 1:
-                h = F.elu(h)
+            h = layer_fn(h, layer, k == len(layers) - 1)
         loss = F.mse_loss(h, x)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         optimizer_step(opt)
+
+
+def autograd_steps(xs: list[torch.Tensor]) -> None:
+    _autograd_training(xs, lambda h, layer, last: layer(h) if last else F.elu(layer(h)))
 
 
 class DenseELU(torch.autograd.Function):
@@ -96,16 +99,7 @@ class DenseELU(torch.autograd.Function):
 
 
 def function_steps(xs: list[torch.Tensor]) -> None:
-    layers = _model()
-    opt = _adam(layers.parameters())
-    for x in xs:
-        h = x
-        for k, layer in enumerate(layers):
-            h = DenseELU.apply(h, layer.weight, layer.bias, k < len(layers) - 1)
-        loss = F.mse_loss(h, x)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer_step(opt)
+    _autograd_training(xs, lambda h, layer, last: DenseELU.apply(h, layer.weight, layer.bias, not last))
 
 
 def spec_steps(xs: list[torch.Tensor]) -> None:

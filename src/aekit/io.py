@@ -233,13 +233,18 @@ def save_checkpoint(
     return path
 
 
-def _read_verified(path: Path, name: str, digest: str | None) -> bytes:
+def _read(path: Path, missing: str) -> bytes:
+    """The bytes of ``path``; :class:`_Missing` (with the message ``missing``) if it is gone."""
     try:
-        data = (path / name).read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
-        raise _Missing(f"checkpoint {path} is incomplete: {name} is missing") from None
+        raise _Missing(missing) from None
     except OSError as exc:
-        raise CheckpointError(f"cannot read {path / name}: {exc.strerror or exc}") from None
+        raise CheckpointError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _read_verified(path: Path, name: str, digest: str | None) -> bytes:
+    data = _read(path / name, f"checkpoint {path} is incomplete: {name} is missing")
     if digest is not None and hashlib.sha256(data).hexdigest() != digest:
         raise CheckpointError(
             f"checkpoint {path} is corrupt: {name} does not match the checksum in {CONFIG_FILE} "
@@ -265,12 +270,7 @@ def _load_tensors(data: bytes, where: str) -> tuple[dict[str, torch.Tensor], dic
 
 
 def _load_folder(path: Path, with_state: bool, config_sha: str | None) -> Checkpoint:
-    try:
-        raw = (path / CONFIG_FILE).read_bytes()
-    except FileNotFoundError:
-        raise _Missing(f"no checkpoint at {path}: {CONFIG_FILE} is missing") from None
-    except OSError as exc:
-        raise CheckpointError(f"cannot read {path / CONFIG_FILE}: {exc.strerror or exc}") from None
+    raw = _read(path / CONFIG_FILE, f"no checkpoint at {path}: {CONFIG_FILE} is missing")
     if config_sha is not None and hashlib.sha256(raw).hexdigest() != config_sha:
         raise CheckpointError(f"checkpoint {path} is corrupt: its {CONFIG_FILE} is not the one the run folder's "
                               f"{POINTER_FILE} names; use an intact copy or retrain")

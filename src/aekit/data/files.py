@@ -271,7 +271,9 @@ def _open_image(path: Path):
     from PIL import Image  # matplotlib's dependency; imported only when images are read
 
     try:
-        image = Image.open(path)
+        with warnings.catch_warnings():  # aekit checks the size itself, below, against its own limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
     except Image.DecompressionBombError as exc:  # Pillow's own check, beyond 2 x its default limit
         raise LimitError(f"image {path} declares more pixels than the limit of {max_image_pixels():,} "
                          f"(AEKIT_MAX_IMAGE_PIXELS): {exc}; resize it") from None

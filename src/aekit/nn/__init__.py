@@ -1,5 +1,5 @@
 """Building blocks shared by the model families."""
 
-from .layers import ACTIVATIONS, INITS, activation, init_linear_
+from .layers import ACTIVATIONS, INITS, Activation, activation, init_linear_, register_activation
 
-__all__ = ["ACTIVATIONS", "INITS", "activation", "init_linear_"]
+__all__ = ["ACTIVATIONS", "Activation", "INITS", "activation", "init_linear_", "register_activation"]
