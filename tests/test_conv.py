@@ -133,7 +133,10 @@ def test_spatial_wta_keeps_each_maps_maximum_then_the_top_samples():
         assert set(winners[:, c].nonzero().flatten().tolist()) == set(peak[:, c].topk(4).indices.tolist())
     out.sum().backward()
     assert torch.equal(x.grad.view(batch, 6, -1) != 0, nonzero)  # gradients reach the winners only
-    assert torch.equal(wta.eval()(x), x)  # identity at inference
+    # at inference the same sparsity: each map's maximum, kept above that map's running threshold (here: from this
+    # one batch, so the same winners)
+    assert torch.equal(wta.eval()(x), wta.train()(x))
+    assert torch.equal(SpatialWTA(rate, shape).eval()(x), x)  # never trained: no threshold yet
     spatial_only = SpatialWTA(1.0, shape).train()(x).view(batch, 6, -1)
     assert ((spatial_only != 0).sum(dim=2) == 1).all()
 
@@ -145,8 +148,10 @@ def test_wta_on_conv_models():
     x = torch.rand(20, 64)
     model.train()
     sparse = model(x).logits
+    dense = ConvAutoencoder((8, 8), (4,), activation="linear", seed=0).eval()(x).logits  # the same weights, no WTA
     model.eval()
-    assert not torch.allclose(sparse, model(x).logits)
+    assert torch.allclose(sparse, model(x).logits)  # inference decodes the sparse codes it was trained on
+    assert not torch.allclose(dense, model(x).logits)
     X = images(60, (1, 12, 12))
     est = aekit.Autoencoder(arch="conv", kernel_sizes=5, strides=1, activation="relu", wta=0.05,
                             **{**SMALL, "channels": (8,)}).fit(X)

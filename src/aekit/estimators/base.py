@@ -33,7 +33,8 @@ from ..models.base import AEOutput, AutoencoderModule, build_model, check_model_
 from ..params import Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
-from ..training.distributed import distributed, is_main_process
+from ..training.cost import NOTICE_RATIO, notice, relative_cost
+from ..training.distributed import distributed, is_main_process, world
 from ..training.loop import History, Position
 from ..training.signals import stop_on_signals
 from .parts import Part, Training, output_activation
@@ -308,6 +309,7 @@ class TorchEstimator(BaseEstimator):
             start = position or Position(epoch=self.n_epochs_)
             step = self._make_step(model)
             self.executor_ = getattr(step, "executor", "autograd")
+            self._notice_slow_step(step, X_t, Y_t)
             if position is not None:
                 resume_optimizer(step.optimizer)
             callbacks = []
@@ -333,6 +335,26 @@ class TorchEstimator(BaseEstimator):
             if stopper is not None:
                 stopper.restore()
         model.eval()
+
+    def _notice_slow_step(self, step, X: torch.Tensor, Y: torch.Tensor | None) -> None:
+        """Say once if this configuration's step costs more than ``NOTICE_RATIO`` times the plain model's (a
+        penalty on autograd, the exact Jacobian, ...), with the epoch time it implies (:mod:`aekit.training.cost`)."""
+        if not hasattr(self, "loss_") or world()[1] > 1 or not len(X):
+            return
+        objective = getattr(step, "objective", None)
+        if objective is None or (not objective.penalties and getattr(step, "corrupt", None) is None):
+            return  # the plain configuration itself
+        plain = reconstruction_step(self.model_, Objective(self.loss_, [], reduction=self.reduction),
+                                    make_optimizer("adam", self.model_.parameters(), [], 1e-3))  # never stepped
+        batch = min(len(X), self.batch_size)
+        result = relative_cost(step, plain, self.model_, X[:batch], None if Y is None else Y[:batch])
+        if result is not None and result[1] > NOTICE_RATIO:
+            parts = [f"{p.name} ({p.resolved(self.model_)})" if hasattr(p, "resolved") else p.name
+                     for p in objective.penalties]
+            if getattr(step, "corrupt", None) is not None:
+                parts.append("input noise")
+            notice(f"{', '.join(parts)}; {getattr(step, 'executor', 'autograd')}", result[0], result[1],
+                   -(-len(X) // batch))
 
     def _saved_position(self) -> Position:
         """Where the saved training state stands (see :class:`~aekit.training.loop.Position`)."""
@@ -446,7 +468,7 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
         if codings.shape[1] != self._n_features_out:
             raise DataError(f"codings have {codings.shape[1]} columns, but the coding layer has "
                             f"{self._n_features_out} units")
-        return self._map(lambda z: self.model_.output(self.model_.decode(z)), codings)
+        return self._map(lambda z: self.model_.output(self.model_.decode(self.model_.constrain(z))), codings)
 
     def predict(self, X: Any) -> np.ndarray:
         """Reconstructions of ``X``, in its shape (images give images)."""
@@ -463,7 +485,7 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
         model = self.model_
 
         def row_error(xb: torch.Tensor) -> torch.Tensor:
-            return mse(AEOutput(model.decode(model.encode(xb)), xb, model.output_activation), xb, "none")
+            return mse(AEOutput(model.reconstruction_logits(xb), xb, model.output_activation), xb, "none")
 
         return self._map(row_error, X)
 

@@ -304,7 +304,8 @@ class Regularizers(Part):
               "units) or ``\"l1:WEIGHT\"`` (L1 on the codings).", type="str or None", flag=Flag(parse=str)),
         Param("contractive", None, [Interval(Real, 0, None, closed="left"), str, None],
               "Weight of the squared Frobenius norm of d(codings)/d(inputs); ``\"WEIGHT:METHOD\"`` picks the "
-              "method (auto, closed, exact, hutchinson; see :class:`aekit.losses.penalties.Contractive`).",
+              "method (auto: the closed form for one sigmoid coding layer, else Hutchinson's estimate; closed, "
+              "exact, hutchinson; see :class:`aekit.losses.penalties.Contractive`).",
               type="float, str or None", flag=Flag(parse=str)),
         Param("wta", None, [Interval(Real, 0, 1, closed="right"), None],
               "Winner-take-all lifetime sparsity rate: in training each coding unit keeps its top "

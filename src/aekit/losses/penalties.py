@@ -109,7 +109,9 @@ class Contractive:
     extra elementwise pass; ``"exact"`` for any encoder, the full Jacobian per sample with
     ``torch.func.vmap(jacrev(encode))`` (cost ~ latent size backward passes, vectorised); ``"hutchinson"``, an
     unbiased estimate ``E_v ||J^T v||^2`` with ``v ~ N(0, I)`` in coding space, one double-backward pass per
-    batch (cheap for wide codings, noisy). ``"auto"`` picks closed form when it applies, else exact.
+    batch (cheap for wide codings, noisy). ``"auto"`` picks the closed form when it applies, else Hutchinson's
+    estimate: the exact Jacobian of a deep encoder costs one backward pass per coding unit (the book's 784-300-150
+    encoder: ~200x a plain step; measured 531 s for an MNIST epoch against ~1.5 s), Hutchinson's ~2.4x.
     """
 
     name = "contractive"
@@ -127,6 +129,12 @@ class Contractive:
 
         return (type(model) is DenseAutoencoder and len(model.encoder) == 1
                 and (model.config.get("coding_activation") or model.config.get("activation")) == "sigmoid")
+
+    def resolved(self, model: AutoencoderModule) -> str:
+        """The method used for ``model``: ``method``, with "auto" resolved (closed form, else Hutchinson)."""
+        if self.method != "auto":
+            return self.method
+        return "closed" if self.closed_form_applies(model) else "hutchinson"
 
     def hand_written(self, model: AutoencoderModule) -> bool:
         """The closed form has one (when it is the method used); the Jacobian-based methods need autograd."""
@@ -149,9 +157,7 @@ class Contractive:
         return a, a2, row_norms, (a2 * row_norms).sum(dim=1).mean()
 
     def __call__(self, output: AEOutput, inputs: torch.Tensor, model: AutoencoderModule) -> torch.Tensor:
-        method = self.method
-        if method == "auto":
-            method = "closed" if self.closed_form_applies(model) else "exact"
+        method = self.resolved(model)
         if method == "closed":  # codings (batch, latent), sigmoid outputs of the one encoder layer
             return self._closed(output.codings, model.encoder[0].weight)[-1]
         if method == "exact":

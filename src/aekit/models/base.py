@@ -54,14 +54,20 @@ class AutoencoderModule(nn.Module):
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         codings = self.encode(x)
-        # an optional ``coding_filter`` submodule (e.g. winner-take-all) acts on what the decoder sees; it must
-        # be the identity in eval mode
+        return AEOutput(self.decode(self.constrain(codings)), codings, self.output_activation)
+
+    def constrain(self, codings: torch.Tensor) -> torch.Tensor:
+        """What the decoder sees of ``codings``: an optional ``coding_filter`` submodule (winner-take-all) acts on
+        them, in training and at inference alike (the decoder only ever learned sparse codes)."""
         coding_filter = getattr(self, "coding_filter", None)
-        decoded_from = codings if coding_filter is None else coding_filter(codings)
-        return AEOutput(self.decode(decoded_from), codings, self.output_activation)
+        return codings if coding_filter is None else coding_filter(codings)
+
+    def reconstruction_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's logits for ``x``, through the coding constraint: what ``predict`` and the errors use."""
+        return self.decode(self.constrain(self.encode(x)))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.output(self.decode(self.encode(x)))
+        return self.output(self.reconstruction_logits(x))
 
     def regularized_weights(self) -> list[nn.Parameter]:
         """Parameters that L2 applies to: weight matrices and kernels, never biases (a tied decoder's weights are
