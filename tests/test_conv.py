@@ -303,4 +303,6 @@ def test_cli_conv_on_a_folder_of_colour_images(tmp_path, capsys):
                  "--out", str(run), "--quiet"]) == 0
     assert aekit.load(run).model_.config["image_shape"] == [3, 9, 11]
     assert main(["reconstruct", str(run), "--out", str(tmp_path / "r.npy")]) == 0
-    assert np.load(tmp_path / "r.npy").shape == (12, 3 * 9 * 11)
+    assert np.load(tmp_path / "r.npy").shape == (2, 3 * 9 * 11)  # the held-out test rows: 0.2 of the folder's 12
+    assert main(["reconstruct", str(run), "--split", "train", "--out", str(tmp_path / "t.npy")]) == 0
+    assert np.load(tmp_path / "t.npy").shape == (10, 3 * 9 * 11)

@@ -25,20 +25,31 @@ from .errors import ConfigError, RunFolderError
 
 RUN_FILE = "run.json"  # the run's own notes beside a checkpoint: data source, image shape, metrics
 DEFAULT_DATASET = "digits"
+TEST_FRACTION = 0.2  # of a user file held out as its test part (seeded), unless told otherwise
+SPLIT_SEED = 0
 
 
 def data_spec(dataset: str | None = None, data: str | os.PathLike | None = None, label_column: Any = None,
-              notes: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The data a command means, as JSON: a named ``dataset``, a user file (``data``, with its ``label_column``),
-    else the data recorded in a run's ``notes``, else the embedded digits."""
+              notes: dict[str, Any] | None = None, test_fraction: float | None = None) -> dict[str, Any]:
+    """The data a command means, as JSON: a named ``dataset`` (its own train/test split), a user file (``data``,
+    with its ``label_column``; a seeded ``test_fraction`` of its rows, default 0.2, held out as its test part),
+    else the data recorded in a run's ``notes``, else the embedded digits. A file that is the run's own keeps the
+    run's split, so that "test" rows are never rows the run trained on."""
     if dataset and data:
         raise ConfigError("give either --dataset or --data, not both")
+    recorded = notes.get("data") if notes and isinstance(notes.get("data"), dict) else None
     if data:
-        return {"file": str(Path(data).resolve()), "label_column": label_column}
+        spec = {"file": str(Path(data).resolve()), "label_column": label_column}
+        if recorded is not None and {k: recorded.get(k) for k in spec} == spec and test_fraction is None:
+            return recorded
+        fraction = TEST_FRACTION if test_fraction is None else float(test_fraction)
+        if not 0 <= fraction < 1:
+            raise ConfigError(f"--test-fraction must be in [0, 1), got {fraction}")
+        return {**spec, "test_fraction": fraction, "split_seed": SPLIT_SEED}
     if dataset:
         return {"dataset": dataset}
-    if notes and isinstance(notes.get("data"), dict):
-        return notes["data"]
+    if recorded is not None:
+        return recorded
     return {"dataset": DEFAULT_DATASET}
 
 
@@ -62,7 +73,17 @@ def load_split(spec: dict[str, Any]) -> DataSplit:
     if "file" not in spec:
         raise ConfigError(f"the run's data entry {spec!r} names no dataset or file; give --dataset or --data")
     X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
-    return DataSplit(X, X, image_shape, y, y, Path(spec["file"]).name, "whole file")
+    name, fraction = Path(spec["file"]).name, spec.get("test_fraction")
+    if not fraction:  # no held-out part (asked for, or a run recorded before files were split)
+        return DataSplit(X, X, image_shape, y, y, name, "whole file (the training rows)")
+    n_test = max(1, int(round(fraction * len(X))))
+    if n_test >= len(X):
+        raise ConfigError(f"{name} has {len(X)} rows: a test fraction of {fraction} leaves none to train on; use "
+                          "more rows, a smaller --test-fraction, or --test-fraction 0 to test on the training rows")
+    perm = np.random.default_rng(spec.get("split_seed", SPLIT_SEED)).permutation(len(X))
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    return DataSplit(X[train], X[test], image_shape, None if y is None else y[train], None if y is None else y[test],
+                     name, f"held-out {fraction:g} of the file, {n_test} rows")
 
 
 def read_notes(run: str | os.PathLike) -> dict[str, Any]:

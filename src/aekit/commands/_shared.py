@@ -11,9 +11,12 @@ from ..runs import data_spec, read_notes
 
 
 def add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="named dataset: digits (embedded), mnist, fashion-mnist, cifar10")
-    p.add_argument("--data", help="a .npy, .npz, .csv file or an image folder")
-    p.add_argument("--label-column", help="CSV column holding labels (index or name), dropped from X")
+    p.add_argument("--dataset", help="named dataset: digits (embedded), mnist, fashion-mnist, cifar10 (default: the "
+                                     "run's data, else digits)")
+    p.add_argument("--data", help="a .npy, .npz, .csv file or an image folder (default: none)")
+    p.add_argument("--label-column", help="CSV column holding labels (index or name), dropped from X (default: none)")
+    p.add_argument("--test-fraction", type=float, help="of a --data file, held out as its test rows, seeded "
+                                                       "(default 0.2; a run's own file keeps the run's split)")
 
 
 def add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
@@ -25,7 +28,7 @@ def add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
 def spec_of(args: argparse.Namespace, notes: dict[str, Any] | None = None) -> dict[str, Any]:
     """The data ``args`` name (``--dataset``/``--data``), else the run's (``notes``)."""
     return data_spec(getattr(args, "dataset", None), getattr(args, "data", None), getattr(args, "label_column", None),
-                     notes)
+                     notes, getattr(args, "test_fraction", None))
 
 
 def run_spec(args: argparse.Namespace, run: str | Path) -> dict[str, Any]:

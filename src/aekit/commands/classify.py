@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+
+import numpy as np
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,12 @@ def cmd_classify(args: argparse.Namespace) -> None:
     spec = spec_of(args, read_notes(encoder))
     split = _labelled_split(spec)
     seed = params["random_state"]
-    rows = labelled_subset(split.y_train, args.label_fraction, seed)
+    marker = params.get("unlabelled", PretrainedClassifier.declared("unlabelled").default)
+    labelled = np.flatnonzero(split.y_train != marker) if marker is not None else np.arange(len(split.y_train))
+    if not len(labelled):
+        raise UsageError(f"{split.name} has no labelled training rows (every label is {marker})")
+    rows = labelled[labelled_subset(split.y_train[labelled], args.label_fraction, seed)]
+    tested = split.y_test != marker if marker is not None else np.ones(len(split.y_test), dtype=bool)
     batch_size = params.get("batch_size", PretrainedClassifier.declared("batch_size").default)
     epochs = params["epochs"] = params.get("epochs") or epochs_for_steps(len(rows), batch_size, args.steps)
     if args.out:
@@ -70,8 +77,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     clf.fit(split.X_train[rows], split.y_train[rows])
     seconds = time.perf_counter() - t0
-    accuracy = float(clf.score(split.X_test, split.y_test))
-    result = {"test_accuracy": accuracy, "n_labels": len(rows), "label_fraction": args.label_fraction,
+    accuracy = float(clf.score(split.X_test[tested], split.y_test[tested]))  # labelled held-out rows only
+    result = {"test_accuracy": accuracy, "n_labels": len(rows), "n_test": int(tested.sum()),
+              "label_fraction": args.label_fraction,
               "pretrain": clf.pretrain, "freeze": clf.freeze, "epochs": epochs, "train_seconds": round(seconds, 2),
               "encoder": encoder, "seed": seed}
     if args.out:
@@ -79,8 +87,9 @@ def cmd_classify(args: argparse.Namespace) -> None:
         write_notes(Path(args.out), {"data": spec, "metrics": result})
         result["out"] = args.out
     how = "from scratch" if not clf.pretrain else f"pretrained encoder, freeze {clf.freeze}"
-    emit(args, f"test accuracy on {split.name} ({split.split}): {accuracy:.4f}  ({len(rows)} labels = "
-                f"{args.label_fraction:g} of the training set; {how}; {epochs} epochs, {seconds:.1f} s)", result)
+    emit(args, f"test accuracy on {split.name} ({split.split}; {int(tested.sum())} labelled rows): {accuracy:.4f}  "
+               f"({len(rows)} labels = {args.label_fraction:g} of the {len(labelled)} labelled training rows; {how}; "
+               f"{epochs} epochs, {seconds:.1f} s)", result)
 
 
 # -- aekit experiment few-labels -------------------------------------------------------------------------------

@@ -33,22 +33,14 @@ def _hasher() -> type:
     return ESTIMATORS.get("SemanticHasher")
 
 
-def _labelled(spec: dict[str, Any], seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
-    """(X_db, y_db, X_query, y_query, image_shape): a named dataset's train/test splits; a user file with labels is
-    split 90/10 at random (seeded)."""
-    from ..data import load_dataset, load_file
-
-    if "dataset" in spec:
-        ds = load_dataset(spec["dataset"])
-        return ds.X_train, ds.y_train, ds.X_test, ds.y_test, ds.image_shape
-    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
-    if y is None:
-        raise UsageError(f"{spec['file']} has no labels; evaluation needs them (--label-column for tables, "
+def _labelled(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, Any]:
+    """(X_db, y_db, X_query, y_query, image_shape): the train and test splits of the data (a user file's held-out
+    part is the queries), with their labels."""
+    data = load_split(spec)
+    if data.y_train is None or data.y_test is None:
+        raise UsageError(f"{data.name} has no labels; evaluation needs them (--label-column for tables, "
                          "a 'y' array in .npz, one subfolder per class for image folders)")
-    perm = np.random.default_rng(seed).permutation(len(X))
-    n_query = max(1, len(X) // 10)
-    q, db = perm[:n_query], perm[n_query:]
-    return X[db], y[db], X[q], y[q], image_shape
+    return data.X_train, data.y_train, data.X_test, data.y_test, data.image_shape
 
 
 def _split(spec: dict[str, Any], split: str) -> np.ndarray:
@@ -157,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     est = load_run(args.run, args.device)
     notes = read_notes(args.run)
     spec = spec_of(args, notes)
-    X_db, y_db, X_q, y_q, image_shape = _labelled(spec, args.seed)
+    X_db, y_db, X_q, y_q, image_shape = _labelled(spec)
     radii, k, n_bits = tuple(args.radii), args.k, est.n_bits
     results: dict[str, dict[str, Any]] = {}
     codes_db = est.hash(X_db)

@@ -16,7 +16,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, TrainingInterrupted
+import numpy as np
+
+from ..errors import ConfigError, DataError, TrainingInterrupted
 from ..registry import FAMILIES
 from ..runs import RUN_FILE, figure_bytes, load_split, position_text, read_notes, write_file, write_notes
 from ._flags import add_flags, cli_defaults, flagged, given_params
@@ -133,6 +135,9 @@ def run(args: argparse.Namespace) -> None:
         extra: dict[str, Any] = {"image_shape": image_shape} if "image_shape" in cls._get_param_names() else {}
         est = cls(**wanted, **extra, checkpoint_dir=str(run_dir), verbose=verbose)
     est.check_fit(X_train)  # everything fit would refuse, before anything is written
+    if not np.isfinite(X_test).all():
+        raise DataError(f"the test rows of {spec.get('dataset') or Path(spec['file']).name} hold NaN or infinite "
+                        "values; clean or impute them first")
     # -- train, holding the run folder ------------------------------------------------------------------------------
     existed = run_dir.exists()
     before = checkpoint_dir(run_dir) if has_checkpoint(run_dir) else None

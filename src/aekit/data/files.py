@@ -207,6 +207,8 @@ def _split_column(array: np.ndarray, label_column: int | str, columns: list[str]
     """Split the label column off a 2-D table: (table without it, labels)."""
     if array.ndim != 2:
         raise DataError(f"label_column needs a table, but {path} holds an array of shape {array.shape}")
+    if isinstance(label_column, str) and columns is None and label_column.strip().lstrip("-").isdigit():
+        label_column = int(label_column)  # an index given as text (the command line's --label-column 64)
     if isinstance(label_column, str):
         if columns is None or label_column not in columns:
             found = f"its columns are {columns}" if columns else "it has no header row; pass the column index"
