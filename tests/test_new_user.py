@@ -87,3 +87,19 @@ def test_the_probe_changes_no_result(digits):
         base.TorchEstimator._notice_slow_step = original
     for a, b in zip(probed.model_.state_dict().values(), plain.model_.state_dict().values()):
         assert np.array_equal(a.numpy(), b.numpy())
+
+
+def test_threads_are_chosen_for_the_work_and_restored(digits):
+    import torch
+
+    from aekit.training import threads
+
+    before = torch.get_num_threads()
+    small = aekit.Autoencoder((32, 16), epochs=1, random_state=0).fit(digits[0])
+    assert small.n_threads_ == 1 and torch.get_num_threads() == before  # restored after fit
+    assert threads.chosen(None, 2 * threads.SMALL_STEP) == before and threads.chosen(3, 1.0) == 3
+    big = aekit.Autoencoder((32, 16), n_jobs=2, epochs=1, random_state=0).fit(digits[0])
+    assert big.n_threads_ == 2
+    again = aekit.Autoencoder((32, 16), epochs=1, random_state=0).fit(digits[0])  # the same choice, the same bits
+    for a, b in zip(small.model_.parameters(), again.model_.parameters()):
+        assert torch.equal(a, b)

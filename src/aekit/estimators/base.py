@@ -33,6 +33,7 @@ from ..models.base import AEOutput, AutoencoderModule, build_model, check_model_
 from ..params import Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
+from ..training import threads
 from ..training.cost import NOTICE_RATIO, notice, relative_cost
 from ..training.distributed import distributed, is_main_process, world
 from ..training.loop import History, Position
@@ -177,8 +178,9 @@ class TorchEstimator(BaseEstimator):
         2 rows and a row's result would then depend on how many rows came with it (measured: every layer shape
         from 3 to 784 wide gives the same bits for 8 or more rows as inside a batch of 4096)."""
         self.model_.eval()
-        return map_batches(fn, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
-                           ).cpu().numpy()
+        with threads.using(self._threads()):
+            return map_batches(fn, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
+                               ).cpu().numpy()
 
     # -- fitting -----------------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -194,8 +196,20 @@ class TorchEstimator(BaseEstimator):
         with self._writer_lock():
             if not resume:
                 self._start(X.shape[1])
-            self._fit_model(X)
+            with threads.using(self._threads()):
+                self._fit_model(X)
         return self
+
+    def _threads(self) -> int:
+        """The CPU threads for this estimator's steps (:mod:`aekit.training.threads`), decided once per model."""
+        if self.device_.type != "cpu":
+            return torch.get_num_threads()
+        key = (self.n_jobs, self.batch_size)
+        if getattr(self, "_threads_for", (None, None))[0] != key:
+            madds = threads.step_madds(self.model_, self.n_features_in_, self.batch_size)
+            self._threads_for = (key, threads.chosen(self.n_jobs, madds))
+        self.n_threads_ = self._threads_for[1]
+        return self.n_threads_
 
     def check_fit(self, X: Any, y: Any = None) -> None:
         """Raise what ``fit(X)`` would raise before training (a parameter, the data against the settings, a model

@@ -29,7 +29,7 @@ from ..models.base import build_model
 from ..models.classifier import EncoderClassifier, ModelSuffix, encoder_spec
 from ..params import Flag, Param
 from ..registry import register_estimator
-from ..training import make_optimizer
+from ..training import make_optimizer, threads
 from ..training.classification import ClassificationStep
 from ..training.distributed import distributed
 from ..training.loop import History
@@ -223,7 +223,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         model.freeze(k)
         # the frozen block's outputs, computed once for the training set (k = 0: the inputs themselves)
         features = self._map(lambda xb: model.encode_prefix(xb, k), X) if k else X
-        self._fit_model(features, np.asarray(y, dtype=np.int64))  # targets: class indices
+        with threads.using(self._threads()):
+            self._fit_model(features, np.asarray(y, dtype=np.int64))  # targets: class indices
 
     def _make_step(self, model: EncoderClassifier) -> ClassificationStep:
         trainee = ModelSuffix(model, self.n_frozen_)  # the layers above the frozen block
