@@ -103,3 +103,21 @@ def test_threads_are_chosen_for_the_work_and_restored(digits):
     again = aekit.Autoencoder((32, 16), epochs=1, random_state=0).fit(digits[0])  # the same choice, the same bits
     for a, b in zip(small.model_.parameters(), again.model_.parameters()):
         assert torch.equal(a, b)
+
+
+def test_cli_rows_and_image_shape_for_conv_on_flat_rows(tmp_path, capsys):
+    ds = aekit.load_dataset("digits")
+    np.save(tmp_path / "flat.npy", ds.X_train[:300])  # flat rows: nothing says they are 8x8 images
+    run = tmp_path / "conv"
+    assert main(["train", "--data", str(tmp_path / "flat.npy"), "--arch", "conv", "--channels", "4", "--epochs",
+                 "1", "--out", str(tmp_path / "refused"), "--quiet"]) == 2
+    assert "--image-shape H,W" in capsys.readouterr().err
+    assert main(["train", "--data", str(tmp_path / "flat.npy"), "--arch", "conv", "--channels", "4",
+                 "--image-shape", "8,8", "--rows", "100", "--epochs", "1", "--out", str(run), "--quiet",
+                 "--json"]) == 0
+    est = aekit.load(run)
+    assert est.model_.config["image_shape"] == [1, 8, 8]
+    notes = json.loads((run / "run.json").read_text())
+    assert notes["data"]["rows"] == 100 and notes["image_shape"] == [8, 8]
+    split = load_split(notes["data"])
+    assert len(split.X_train) == 100 and len(split.X_test) == 60  # the subsample trains; the test rows stay whole

@@ -30,7 +30,18 @@ SPLIT_SEED = 0
 
 
 def data_spec(dataset: str | None = None, data: str | os.PathLike | None = None, label_column: Any = None,
-              notes: dict[str, Any] | None = None, test_fraction: float | None = None) -> dict[str, Any]:
+              notes: dict[str, Any] | None = None, test_fraction: float | None = None,
+              rows: int | None = None) -> dict[str, Any]:
+    spec = _data_spec(dataset, data, label_column, notes, test_fraction)
+    if rows is None:
+        return spec
+    if int(rows) < 1:
+        raise ConfigError(f"--rows must be >= 1 training rows, got {rows}")
+    return {**spec, "rows": int(rows), "rows_seed": SPLIT_SEED}
+
+
+def _data_spec(dataset: str | None, data: str | os.PathLike | None, label_column: Any,
+               notes: dict[str, Any] | None, test_fraction: float | None) -> dict[str, Any]:
     """The data a command means, as JSON: a named ``dataset`` (its own train/test split), a user file (``data``,
     with its ``label_column``; a seeded ``test_fraction`` of its rows, default 0.2, held out as its test part),
     else the data recorded in a run's ``notes``, else the embedded digits. A file that is the run's own keeps the
@@ -64,7 +75,18 @@ class DataSplit(NamedTuple):
 
 
 def load_split(spec: dict[str, Any]) -> DataSplit:
-    """The data a spec names; a user file is used whole for both training and testing."""
+    """The data a spec names: a dataset's train and test splits, or a user file's training rows and held-out test
+    rows; with ``rows``, a seeded subsample of that many training rows (the test rows stay whole)."""
+    split = _load_split(spec)
+    n = spec.get("rows")
+    if n is None or n >= len(split.X_train):
+        return split
+    keep = np.sort(np.random.default_rng(spec.get("rows_seed", SPLIT_SEED)).permutation(len(split.X_train))[:n])
+    return split._replace(X_train=split.X_train[keep],
+                          y_train=None if split.y_train is None else split.y_train[keep])
+
+
+def _load_split(spec: dict[str, Any]) -> DataSplit:
     from .data import load_dataset, load_file
 
     if "dataset" in spec:

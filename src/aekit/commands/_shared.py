@@ -19,6 +19,11 @@ def add_data_args(p: argparse.ArgumentParser) -> None:
                                                        "(default 0.2; a run's own file keeps the run's split)")
 
 
+def add_rows_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--rows", type=int, dest="train_rows",
+                   help="train on a seeded subsample of this many training rows (default: all)")
+
+
 def add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
     if device:
         p.add_argument("--device", default=None, help="auto (default: CUDA if available), cpu, cuda, cuda:N")
@@ -28,7 +33,7 @@ def add_common(p: argparse.ArgumentParser, device: bool = True) -> None:
 def spec_of(args: argparse.Namespace, notes: dict[str, Any] | None = None) -> dict[str, Any]:
     """The data ``args`` name (``--dataset``/``--data``), else the run's (``notes``)."""
     return data_spec(getattr(args, "dataset", None), getattr(args, "data", None), getattr(args, "label_column", None),
-                     notes, getattr(args, "test_fraction", None))
+                     notes, getattr(args, "test_fraction", None), getattr(args, "train_rows", None))
 
 
 def run_spec(args: argparse.Namespace, run: str | Path) -> dict[str, Any]:

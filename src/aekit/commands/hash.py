@@ -21,7 +21,7 @@ from ..estimators.parts import non_negative_int_list
 from ..runs import load_split, read_notes, write_notes
 from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, emit, load_run, norm, run_spec, spec_of
-from .train import MAY_CHANGE
+from .train import FROM_DATA, MAY_CHANGE
 
 BASELINES = ("lsh", "itq", "supervised")
 UsageError = ConfigError
@@ -67,15 +67,16 @@ def cmd_train(args: argparse.Namespace) -> None:
     if has_checkpoint(run) and not args.overwrite:
         est = load_run(str(run), given.get("device"))
         saved = est.get_params()
-        diff = [k for k in flagged(SemanticHasher)
-                if k not in MAY_CHANGE and norm(saved.get(k)) != norm(params.get(k, defaults[k]))]
+        diff = [k for k in flagged(SemanticHasher) if k not in MAY_CHANGE and (k not in FROM_DATA or k in given)
+                and norm(saved.get(k)) != norm(params.get(k, defaults[k]))]
         if type(est).__name__ != "SemanticHasher" or diff:
             raise UsageError(f"{run} already holds a run with other settings ({', '.join(diff) or 'estimator'}); "
                              "use another --out or --overwrite to replace it")
         est.set_params(epochs=params.get("epochs", defaults["epochs"]), warm_start=True, checkpoint_dir=str(run),
                        verbose=0 if args.quiet else 1)
     else:
-        est = SemanticHasher(**params, checkpoint_dir=str(run), image_shape=image_shape, verbose=0 if args.quiet else 1)
+        params.setdefault("image_shape", image_shape)
+        est = SemanticHasher(**params, checkpoint_dir=str(run), verbose=0 if args.quiet else 1)
     if is_main_process():
         run.mkdir(parents=True, exist_ok=True)
     wall, cpu = time.perf_counter(), time.process_time()

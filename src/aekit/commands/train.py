@@ -22,10 +22,11 @@ from ..errors import ConfigError, DataError, TrainingInterrupted
 from ..registry import FAMILIES
 from ..runs import RUN_FILE, figure_bytes, load_split, position_text, read_notes, write_file, write_notes
 from ._flags import add_flags, cli_defaults, flagged, given_params
-from ._shared import add_common, add_data_args, emit, load_run, norm, spec_of
+from ._shared import add_common, add_data_args, add_rows_arg, emit, load_run, norm, spec_of
 
 # settings that may change when a run is continued; any other difference means a different run
-MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every")
+MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every", "n_jobs")
+FROM_DATA = ("image_shape",)  # taken from the data unless given: compared only when given
 
 
 def families() -> dict[str, type]:
@@ -34,6 +35,7 @@ def families() -> dict[str, type]:
 
 def add_parser(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
+    add_rows_arg(p)
     known = families()
     p.add_argument("--model", choices=sorted(known),
                    help="the model family: " + "; ".join(f"{cli}: {cls.__name__}" for cli, cls in sorted(known.items()))
@@ -108,6 +110,8 @@ def run(args: argparse.Namespace) -> None:
                           "drop --dataset/--data to continue it, or use another --out")
     X_train, X_test, image_shape = load_split(spec)[:3]
     wanted = {**cli_defaults(cls), **given}
+    if "image_shape" in given:  # the shape of one row as an image: flat CSV/.npy rows for a conv model
+        image_shape = tuple(given["image_shape"])
     verbose = 0 if args.quiet else 1
     # -- the estimator, checked against the run it continues --------------------------------------------------------
     if continuing:
@@ -121,8 +125,8 @@ def run(args: argparse.Namespace) -> None:
                                   f"{'that flag' if len(diff) == 1 else 'those flags'}, or train another run with "
                                   "--out")
         else:
-            diff = [k for k in flagged(cls)
-                    if k not in MAY_CHANGE and norm(saved[k]) != norm(wanted.get(k, defaults[k]))]
+            diff = [k for k in flagged(cls) if k not in MAY_CHANGE and (k not in FROM_DATA or k in given)
+                    and norm(saved[k]) != norm(wanted.get(k, defaults[k]))]
             if diff:
                 raise ConfigError(f"{run_dir} already holds a run with other settings ({', '.join(diff)}); use another "
                                   "--out, --overwrite to replace it, or --resume to continue it")
@@ -132,7 +136,8 @@ def run(args: argparse.Namespace) -> None:
             est.set_params(checkpoint_every=given["checkpoint_every"])
         est.set_params(warm_start=True, checkpoint_dir=str(run_dir), verbose=verbose)
     else:
-        extra: dict[str, Any] = {"image_shape": image_shape} if "image_shape" in cls._get_param_names() else {}
+        extra: dict[str, Any] = ({"image_shape": image_shape} if "image_shape" in cls._get_param_names()
+                                 and "image_shape" not in wanted else {})
         est = cls(**wanted, **extra, checkpoint_dir=str(run_dir), verbose=verbose)
     est.check_fit(X_train)  # everything fit would refuse, before anything is written
     if not np.isfinite(X_test).all():

@@ -430,7 +430,8 @@ class ImageShape(Part):
     params = (
         Param("image_shape", None, ["array-like", None],
               "Shape of one sample as an image, (H, W) or (C, H, W): for figures, and the input shape of a conv "
-              "model fed flat rows (rows stay flat at the estimator's boundary).", type="tuple or None", flag=None),
+              "model fed flat rows (rows stay flat at the estimator's boundary).", type="tuple or None",
+              flag=Flag("--image-shape", parse=int_list, cli_default=UNSET)),
     )
 
 
@@ -468,7 +469,8 @@ class Conv(Part):
             None if est.image_shape is None else image_shape3(est.image_shape))
         if shape is None:
             raise DataError("arch='conv' needs the shape of one image: pass image_shape=(H, W) or (C, H, W) with "
-                            "flat rows, or X as images of shape (n, C, H, W) or (n, H, W)")
+                            "flat rows (on the command line: --image-shape H,W or C,H,W), or X as images of shape "
+                            "(n, C, H, W) or (n, H, W)")
         return shape
 
     def config(self, est: Any) -> dict[str, Any]:
