@@ -121,3 +121,31 @@ def test_cli_rows_and_image_shape_for_conv_on_flat_rows(tmp_path, capsys):
     assert notes["data"]["rows"] == 100 and notes["image_shape"] == [8, 8]
     split = load_split(notes["data"])
     assert len(split.X_train) == 100 and len(split.X_test) == 60  # the subsample trains; the test rows stay whole
+
+
+@pytest.mark.parametrize("kw", [dict(hidden_layers=(32, 16)), dict(hidden_layers=(32, 16), tie_weights=True, wta=0.1),
+                                dict(arch="conv", channels=(4, 8), image_shape=(8, 8))],
+                         ids=["dense", "tied-wta", "conv"])
+def test_onnx_export_run_with_onnxruntime_matches_transform(kw, tmp_path, capsys):
+    import onnxruntime
+    import torch
+
+    X = aekit.load_dataset("digits").X_train
+    run = tmp_path / "run"
+    est = aekit.Autoencoder(epochs=2, random_state=0, checkpoint_dir=str(run), **kw).fit(X)
+    for part, expected, given in (("encoder", est.transform(X[:50]), X[:50]), ("model", est.predict(X[:50]), X[:50]),
+                                  ("decoder", est.inverse_transform(est.transform(X[:9])), est.transform(X[:9]))):
+        out = tmp_path / f"{part}.onnx"
+        assert main(["export", str(run), "--format", "onnx", "--part", part, "--out", str(out)]) == 0
+        session = onnxruntime.InferenceSession(str(out))
+        np.testing.assert_allclose(session.run(None, {"x": given})[0], expected, rtol=0, atol=1e-5)
+        script = tmp_path / f"{part}.pt"
+        assert main(["export", str(run), "--format", "torchscript", "--part", part, "--out", str(script)]) == 0
+        np.testing.assert_allclose(torch.jit.load(str(script))(torch.from_numpy(given)).detach().numpy(), expected,
+                                   rtol=0, atol=1e-6)
+    module = est.export_module("encoder")
+    assert isinstance(module, torch.nn.Module)
+    np.testing.assert_allclose(module(torch.from_numpy(X[:5])).detach().numpy(), est.transform(X[:5]), atol=1e-6)
+    assert main(["export", str(run), "--out", str(run / "checkpoint.json")]) == 2  # never over the run's files
+    if kw.get("arch") != "conv":
+        assert "activation='elu'" in repr(est.model_)  # the printed module shows its activations

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "classify": ("aekit.commands.classify:add_classify",
                  "train a classifier on a fraction of the labels, reusing the encoder of a run; report test accuracy"),
     "experiment": ("aekit.commands.classify:add_experiment", "reproducible experiments with a table and a plot"),
+    "export": ("aekit.commands.export:add_parser",
+               "write a trained model's encoder, decoder or whole model as ONNX or TorchScript"),
 }
 
 

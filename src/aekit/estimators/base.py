@@ -511,6 +511,13 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
         """Negative mean squared reconstruction error over all elements (higher is better)."""
         return float(self.score_samples(X).mean())
 
+    def export_module(self, part: str = "encoder") -> torch.nn.Module:
+        """``part`` ("encoder", "decoder" or "model") of the fitted model as a plain ``torch.nn.Module`` (a copy,
+        in eval mode, on the CPU); see :mod:`aekit.export` for TorchScript and ONNX files."""
+        from ..export import export_module
+
+        return export_module(self, part)
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]

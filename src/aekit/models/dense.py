@@ -89,6 +89,11 @@ class DenseAutoencoder(LayerPairs):
         else:
             self.decoder = linear_layers(sizes[::-1], init, generator)
 
+    def extra_repr(self) -> str:
+        cfg = self.config
+        return (f"activation={cfg['activation']!r}, coding_activation={cfg['coding_activation'] or cfg['activation']!r}, "
+                f"output_activation={cfg['output_activation']!r}, tie_weights={cfg['tie_weights']}")
+
     @property
     def tie_weights(self) -> bool:
         return self.config["tie_weights"]

@@ -175,7 +175,7 @@ class VariationalAutoencoderModule(AutoencoderModule):
         for layer in self._dense_decoder():
             h = layer(h)
         if self.n_conv:
-            h = h.view(len(h), *self.shapes[-1])  # (batch, C, h, w)
+            h = h.view(-1, *self.shapes[-1])  # (batch, C, h, w)
             transposed = self.decoder[len(self.decoder) - self.n_conv:]
             for j, layer in enumerate(transposed):
                 h = layer(h)

@@ -154,4 +154,4 @@ def transposed_decoder(shapes: Sequence[ImageShape], stages: Sequence[ConvStage]
 
 def as_images(x: torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
     """Flat rows (batch, C*H*W) as images (batch, C, H, W); images pass through."""
-    return x if x.dim() == 4 else x.reshape(len(x), *shape)
+    return x if x.dim() == 4 else x.reshape(-1, *shape)  # -1: the batch stays symbolic (ONNX export)
