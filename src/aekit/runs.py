@@ -196,6 +196,20 @@ def figure_bytes(fig: Any, dpi: int = 100) -> bytes:
     return buf.getvalue()
 
 
+def epochs_text(est: Any) -> str:
+    """The epochs a fitted estimator trained, in words: ``5 epochs``, or ``greedy phases 4+4, 2 fine-tuning
+    epochs`` (the history's records name their phase)."""
+    phases: dict[Any, int] = {}
+    for record in est.history_:
+        phase = record.get("phase")
+        if phase is not None:
+            phases[phase] = phases.get(phase, 0) + 1
+    if not phases:
+        return f"{est.n_epochs_} epochs"
+    greedy = "+".join(str(n) for phase, n in phases.items() if phase != "fine-tune")
+    return f"greedy phases {greedy} epochs, {phases.get('fine-tune', 0)} fine-tuning epochs"
+
+
 def position_text(est: Any) -> str:
     """Where a loaded estimator's checkpoint stands, in words: ``epoch 4/10, batch 8`` or ``greedy phase 2/2,
     epoch 1/2, batch 8`` (the epoch being the one that continues)."""

@@ -20,7 +20,7 @@ from ._shared import add_common, add_data_args, emit, spec_of
 RESULTS = "few_labels"  # file stem of the experiment's outputs: .json, .md, .png
 UsageError = ConfigError
 # the classifier's parameters the experiment sets (its other settings are the experiment's own)
-EXPERIMENT_PARAMS = ("hidden_layers", "batch_size", "learning_rate", "epochs")
+EXPERIMENT_PARAMS = ("hidden_layers", "batch_size", "learning_rate", "epochs", "steps")
 
 
 def _classifier() -> type:
@@ -49,7 +49,7 @@ def _labelled_split(spec: dict[str, Any]):
 
 # -- aekit classify --------------------------------------------------------------------------------------------
 def cmd_classify(args: argparse.Namespace) -> None:
-    from ..experiments import epochs_for_steps, labelled_subset
+    from ..experiments import labelled_subset
 
     PretrainedClassifier = _classifier()
     params = {**cli_defaults(PretrainedClassifier), **given_params(args, PretrainedClassifier, "aekit classify")}
@@ -65,8 +65,6 @@ def cmd_classify(args: argparse.Namespace) -> None:
         raise UsageError(f"{split.name} has no labelled training rows (every label is {marker})")
     rows = labelled[labelled_subset(split.y_train[labelled], args.label_fraction, seed)]
     tested = split.y_test != marker if marker is not None else np.ones(len(split.y_test), dtype=bool)
-    batch_size = params.get("batch_size", PretrainedClassifier.declared("batch_size").default)
-    epochs = params["epochs"] = params.get("epochs") or epochs_for_steps(len(rows), batch_size, args.steps)
     if args.out:
         from ..io import has_checkpoint
 
@@ -77,6 +75,7 @@ def cmd_classify(args: argparse.Namespace) -> None:
     t0 = time.perf_counter()
     clf.fit(split.X_train[rows], split.y_train[rows])
     seconds = time.perf_counter() - t0
+    epochs = clf.n_epochs_
     accuracy = float(clf.score(split.X_test[tested], split.y_test[tested]))  # labelled held-out rows only
     result = {"test_accuracy": accuracy, "n_labels": len(rows), "n_test": int(tested.sum()),
               "label_fraction": args.label_fraction,
@@ -101,6 +100,7 @@ def _experiment_args(args: argparse.Namespace) -> None:
     args.batch_size = given.get("batch_size", _classifier().declared("batch_size").default)
     args.lr = given.get("learning_rate", _classifier().declared("learning_rate").default)
     args.epochs = given.get("epochs")
+    args.steps = given.get("steps", _classifier().declared("steps").default)
     args.device = given.get("device")
 
 
@@ -220,18 +220,11 @@ def cmd_few_labels(args: argparse.Namespace) -> None:
 
 
 # -- parsers ---------------------------------------------------------------------------------------------------
-def _add_steps(p: argparse.ArgumentParser, default_steps: int = 2000) -> None:
-    p.add_argument("--steps", type=int, default=default_steps,
-                   help=f"gradient steps per classifier, rounded up to whole epochs, unless --epochs is given "
-                        f"(default {default_steps})")
-
-
 def add_classify(p: argparse.ArgumentParser) -> None:
     """``aekit classify``."""
     add_data_args(p)
     p.add_argument("--label-fraction", type=_fraction, default=1.0,
                    help="fraction of the training labels used, stratified (default 1.0)")
-    _add_steps(p)
     add_flags(p, [_classifier()])
     p.add_argument("--out", help="save the classifier's checkpoint in this folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -251,7 +244,6 @@ def add_experiment(top: argparse.ArgumentParser) -> None:
     p.add_argument("--ae-noise", default="mask:0.3", help="its input corruption (default mask:0.3, denoising)")
     p.add_argument("--ae-loss", default="bce", choices=["mse", "bce"], help="its reconstruction loss (default bce)")
     p.add_argument("--ae-epochs", type=int, default=15, help="its epochs over all training rows (default 15)")
-    _add_steps(p)
     add_flags(p, [_classifier()], only=("autoencoder", *EXPERIMENT_PARAMS, "device"))
     p.add_argument("--out", help="output folder (default runs/few-labels-<dataset>); resumes what is there")
     p.add_argument("--overwrite", action="store_true", help="start again in --out")

@@ -20,7 +20,8 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, TrainingInterrupted
 from ..registry import FAMILIES
-from ..runs import RUN_FILE, figure_bytes, load_split, position_text, read_notes, write_file, write_notes
+from ..runs import (RUN_FILE, epochs_text, figure_bytes, load_split, position_text, read_notes, write_file,
+                    write_notes)
 from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, add_rows_arg, emit, load_run, norm, spec_of
 
@@ -182,7 +183,7 @@ def run(args: argparse.Namespace) -> None:
                                                  label_column=spec.get("label_column"),
                                                  device=given.get("device") or "cpu"))
     where = spec.get("dataset") or spec.get("file")
-    emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({est.n_epochs_} epochs, {seconds:.1f} s; "
+    emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({epochs_text(est)}, {seconds:.1f} s; "
                f"run folder: {run_dir})", {**metrics, "run": str(run_dir)})
 
 

@@ -105,6 +105,17 @@ class TorchEstimator(BaseEstimator):
         titles = {p.name: part.title for part in cls.parts for p in part.params}
         return {**{p.name: "options of this model family" for p in cls.own_params}, **titles}
 
+    def params_in_effect(self) -> dict[str, Any]:
+        """``get_params()`` without the parameters that do nothing with these settings (a dense model's conv
+        options, the greedy ones without ``pretrain="greedy"``): what a report lists."""
+        unused = {p.name for part in self.parts if not part.active(self) for p in part.params}
+        unused = (unused | set(self._unused_params())) - {"arch"}  # which architecture is itself a setting
+        return {k: v for k, v in self.get_params(deep=False).items() if k not in unused}
+
+    def _unused_params(self) -> tuple[str, ...]:
+        """Parameters of active parts that a family ignores with these settings."""
+        return ()
+
     @classmethod
     def part(cls, kind: type) -> Part:
         """The part of class ``kind`` this estimator is made of (``LookupError`` if it has none)."""

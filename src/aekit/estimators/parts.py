@@ -112,13 +112,19 @@ class Part:
         unknown = set(defaults) - names
         if unknown:
             raise TypeError(f"{type(self).__name__} has no parameters {sorted(unknown)}; it has {sorted(names)}")
-        self.params = tuple(p.replace(default=defaults[p.name]) if p.name in defaults else p for p in declared)
+        # a value replaces the default; a Param replaces the whole declaration (another constraint, doc, flag)
+        self.params = tuple((defaults[p.name] if isinstance(defaults[p.name], Param) else
+                             p.replace(default=defaults[p.name])) if p.name in defaults else p for p in declared)
 
     def _declared(self) -> tuple[Param, ...]:
         return type(self).params
 
     def __repr__(self) -> str:
         return type(self).__name__
+
+    def active(self, est: Any) -> bool:
+        """Whether this part's parameters take effect with ``est``'s settings (reports show only those)."""
+        return True
 
     def check(self, est: Any, X: np.ndarray) -> None:
         """Check the settings against validated training rows ``X``; raise ``ValueError`` subclasses."""
@@ -380,6 +386,9 @@ class Greedy(Part):
         Param("fine_tune_epochs", 0, non_negative_int(), "End-to-end epochs after greedy pretraining.", type="int"),
     )
 
+    def active(self, est: Any) -> bool:
+        return est.pretrain == "greedy"
+
     def phases(self, est: Any) -> list:
         from ..training.greedy import Phase
 
@@ -461,6 +470,9 @@ class Conv(Part):
               "stride ``stride * pool``.", type="int or sequence of int", flag=Flag(parse=one_or_many)),
     )
 
+    def active(self, est: Any) -> bool:
+        return est.arch == "conv"
+
     @staticmethod
     def image_shape(est: Any) -> tuple[int, ...]:
         from ..nn.conv import image_shape3
@@ -510,6 +522,9 @@ class Conv(Part):
 
 class ConvCoding(Part):
     title = "convolutional (--arch conv; --hidden and --tie-weights are not used)"
+
+    def active(self, est: Any) -> bool:
+        return est.arch == "conv"
 
     params = (
         Param("coding_size", None, [Interval(Integral, 1, None, closed="left"), None],

@@ -60,6 +60,9 @@ class Autoencoder(AutoencoderEstimator):
         Training(),
     )
 
+    def _unused_params(self) -> tuple[str, ...]:
+        return ("hidden_layers", "tie_weights") if self.arch == "conv" else ()
+
     def _model_name(self) -> str:
         return "conv" if self.arch == "conv" else "dense"
 

@@ -26,6 +26,17 @@ def loss_terms(history: Sequence[Mapping[str, Any]]) -> list[str]:
     return sorted(terms, key=lambda k: (k.startswith("val_"), k.removeprefix("val_") != "loss"))
 
 
+def _twin(term: str, base: str) -> str:
+    """``base`` with ``term``'s ``val_`` prefix, if it has one."""
+    return ("val_" if term.startswith("val_") else "") + base
+
+
+def _equal(history: Sequence[Mapping[str, Any]], a: str, b: str) -> bool:
+    values = [(r.get(a), r.get(b)) for r in history]
+    return all(isinstance(x, Real) and isinstance(y, Real) and abs(float(x) - float(y)) <= 1e-12 * max(1.0, abs(float(y)))
+               for x, y in values)
+
+
 def plot_history(
     history: Sequence[Mapping[str, Any]],
     *,
@@ -61,6 +72,12 @@ def plot_history(
     colours: dict[str, Any] = {"loss": "black"}
     palette = iter(f"C{i}" for i in range(100))
     values_drawn: list[float] = []
+    # a term equal to the total in every epoch (the reconstruction of a model without other terms) would hide the
+    # total under its line: it is drawn once, as the total, and named in the total's label
+    same = {t for t in terms if not t.removeprefix("val_") == "loss" and _equal(history, t, _twin(t, "loss"))}
+    labels = {t: f"{t} (= {', '.join(s for s in same if _twin(s, 'loss') == t)})" for t in terms
+              if any(_twin(s, "loss") == t for s in same)}
+    terms = [t for t in terms if t not in same]
     for term in terms:
         base = term.removeprefix("val_")
         colour = colours.setdefault(base, next(palette))
@@ -68,7 +85,7 @@ def plot_history(
         values_drawn.extend(y[np.isfinite(y)].tolist())
         ax.plot(x, y, color=colour, linestyle="--" if term.startswith("val_") else "-",
                 linewidth=2.2 if base == "loss" else 1.4, marker="o" if len(x) <= 30 else None, markersize=3,
-                label=term, zorder=1 if base == "loss" else 2)
+                label=labels.get(term, term), zorder=1 if base == "loss" else 2)
     if has_phases:
         for i in range(1, len(phases)):
             if phases[i] != phases[i - 1]:

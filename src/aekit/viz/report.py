@@ -109,7 +109,8 @@ def _configuration(est: Any, data_name: str, image_shape: Any) -> Section:
         "image shape": "none" if image_shape is None else " x ".join(map(str, image_shape)),
         "encoder layers": ", ".join(_describe(layer) for layer in encoder_layers(module)),
     }
-    params = est.get_params() if hasattr(est, "get_params") else {}
+    params = est.params_in_effect() if hasattr(est, "params_in_effect") else (
+        est.get_params() if hasattr(est, "get_params") else {})
     config = getattr(module, "config", {})
     body = (f'<div class="tables"><div><h3>Run</h3>{_table(summary)}</div>'
             f'<div><h3>Estimator parameters</h3>{_table(params)}</div>'
@@ -137,6 +138,27 @@ def _curves(est: Any) -> Section:
                    figure_html(fig, "Mean of each loss term per epoch (validation dashed, when there is one)."))
 
 
+LIKELIHOOD_ROWS = 500  # test rows the report's likelihoods are estimated on
+LIKELIHOOD_K = 100  # importance samples per row there (aekit evaluate --nll --k 5000 for the paper's protocol)
+
+
+def _likelihoods(est: Any, X_test: np.ndarray) -> dict[str, float]:
+    """A generative model's test -ELBO and importance-sampled NLL (nats per row), on a test subset; binarized
+    test rows for a model trained on binarized data (as ``aekit evaluate --nll`` does)."""
+    if not callable(getattr(est, "elbo", None)):
+        return {}
+    X = X_test[:LIKELIHOOD_ROWS]
+    if getattr(est, "binarize", None):
+        from ..data import binarize
+
+        X = binarize(X, seed=0)
+    rows = {f"test -ELBO (nats, first {len(X):,} rows)": float(-est.elbo(X, random_state=0).mean())}
+    if getattr(est, "loss_", None) in ("bce", "gaussian"):
+        ll = est.log_likelihood(X, k=LIKELIHOOD_K, random_state=0)
+        rows[f"test NLL (importance sampling, k={LIKELIHOOD_K}, nats)"] = float(-ll.mean())
+    return rows
+
+
 def _metrics(est: Any, X_test: np.ndarray, notes: Mapping[str, Any], data_name: str, split: str) -> Section:
     if hasattr(est, "reconstruction_error"):
         errors = est.reconstruction_error(X_test)  # per row; its mean is -est.score(X_test)
@@ -147,6 +169,7 @@ def _metrics(est: Any, X_test: np.ndarray, notes: Mapping[str, Any], data_name: 
         "per-row MSE: median": float(np.median(errors)),
         "per-row MSE: 99th percentile": float(np.percentile(errors, 99)),
     }
+    rows.update(_likelihoods(est, X_test))
     saved = notes.get("metrics", {})
     body = _table(rows)
     if saved:

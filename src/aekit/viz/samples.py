@@ -14,11 +14,11 @@ def plot_samples(
     samples: np.ndarray,
     image_shape: Sequence[int] | None = None,
     *,
-    ncols: int = 10,
+    ncols: int | None = None,
     value_range: ValueRange = (0.0, 1.0),
     title: str | None = "generated samples",
 ) -> Figure:
-    """A grid of samples, ``ncols`` per row.
+    """A grid of samples, ``ncols`` per row (default: a square grid, as ``aekit generate`` draws).
 
     Parameters
     ----------
@@ -26,7 +26,8 @@ def plot_samples(
         Flat samples, shape (n_samples, n_features), e.g. from a generative estimator's ``sample``.
     image_shape : sequence of int, optional
         Shape of one sample as an image (else squares).
-    ncols : int, default=10
+    ncols : int or None, default=None
+        None: ``ceil(sqrt(n_samples))``, a square grid.
     value_range : (float, float), default=(0, 1)
         Values drawn black and white.
     title : str or None, default="generated samples"
@@ -39,4 +40,6 @@ def plot_samples(
     samples = np.asarray(samples)
     if samples.ndim != 2:
         raise ValueError(f"samples must be flat rows (n_samples, n_features), got shape {samples.shape}")
+    if ncols is None:
+        ncols = max(1, int(np.ceil(np.sqrt(len(samples)))))
     return image_grid(samples, image_shape, ncols=ncols, value_range=value_range, title=title)
