@@ -149,3 +149,35 @@ def test_onnx_export_run_with_onnxruntime_matches_transform(kw, tmp_path, capsys
     assert main(["export", str(run), "--out", str(run / "checkpoint.json")]) == 2  # never over the run's files
     if kw.get("arch") != "conv":
         assert "activation='elu'" in repr(est.model_)  # the printed module shows its activations
+
+
+def test_every_option_has_help_with_its_default():
+    import argparse
+
+    from aekit.cli import build_parser
+
+    missing = []
+
+    def walk(parser, name):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(subparser, f"{name} {sub}")
+            elif action.option_strings and not isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+                switch = isinstance(action, (argparse._StoreTrueAction, argparse._StoreFalseAction))
+                if not action.help or not (switch or "default" in action.help or "required" in action.help
+                                           or "give --radius or --k" in action.help):
+                    missing.append(f"{name} {action.option_strings[0]}")
+
+    walk(build_parser(None), "aekit")
+    assert not missing
+
+
+def test_a_table_gets_no_picture_of_its_rows(tmp_path):
+    np.save(tmp_path / "t.npy", np.random.default_rng(0).random((60, 5)).astype(np.float32))
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(tmp_path / "t.npy"), "--hidden", "3", "--epochs", "1", "--out", str(run),
+                 "--quiet", "--report"]) == 0
+    assert not (run / "reconstructions.png").exists()
+    html = (run / "report.html").read_text()
+    assert "Training curves" in html and "Reconstructions" not in html

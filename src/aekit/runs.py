@@ -205,7 +205,7 @@ def epochs_text(est: Any) -> str:
         if phase is not None:
             phases[phase] = phases.get(phase, 0) + 1
     if not phases:
-        return f"{est.n_epochs_} epochs"
+        return f"{est.n_epochs_} epoch{'' if est.n_epochs_ == 1 else 's'}"
     greedy = "+".join(str(n) for phase, n in phases.items() if phase != "fine-tune")
     return f"greedy phases {greedy} epochs, {phases.get('fine-tune', 0)} fine-tuning epochs"
 

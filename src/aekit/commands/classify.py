@@ -226,7 +226,7 @@ def add_classify(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-fraction", type=_fraction, default=1.0,
                    help="fraction of the training labels used, stratified (default 1.0)")
     add_flags(p, [_classifier()])
-    p.add_argument("--out", help="save the classifier's checkpoint in this folder")
+    p.add_argument("--out", help="save the classifier's checkpoint in this folder (default: not saved)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p, device=False)
     p.set_defaults(func=cmd_classify)

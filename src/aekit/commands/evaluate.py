@@ -25,8 +25,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rows", type=int, help="evaluate only the first ROWS test rows (default: all)")
     g.add_argument("--parzen", action="store_true", help="Parzen-window log-likelihood of generated samples; sigma "
                                                          "picked on the last --parzen-validation training rows")
-    g.add_argument("--parzen-samples", type=int, default=10000, help="samples in the kernel density (10000)")
-    g.add_argument("--parzen-validation", type=int, default=10000, help="training rows for choosing sigma (10000)")
+    g.add_argument("--parzen-samples", type=int, default=10000, help="samples in the kernel density (default 10000)")
+    g.add_argument("--parzen-validation", type=int, default=10000, help="training rows for choosing sigma (default 10000)")
     g.add_argument("--steps", type=int, default=100, help="gsn: chain steps per sample (default 100)")
     g.add_argument("--seed", type=int, default=0, help="seeds sampling and the test binarization (default 0)")
     add_common(p)

@@ -16,7 +16,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                                                                       "(default onnx)")
     p.add_argument("--part", choices=PARTS, default="encoder", help="encoder: rows -> codings; decoder: codings -> "
                                                                     "reconstructions; model: both (default encoder)")
-    p.add_argument("--out", required=True, help="the file to write (.onnx or .pt)")
+    p.add_argument("--out", required=True, help="the file to write, .onnx or .pt (required)")
     add_common(p, device=False)
     p.set_defaults(func=run)
 

@@ -19,9 +19,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, default=64, help="number of samples (default 64)")
     p.add_argument("--out", help="PNG file (default RUN/samples.png)")
     p.add_argument("--ncols", type=int, help="samples per grid row (default: square grid)")
-    p.add_argument("--npy", help="also save the samples (n, n_features) to this .npy file")
+    p.add_argument("--npy", help="also save the samples (n, n_features) to this .npy file (default: none)")
     p.add_argument("--steps", type=int, default=100, help="gsn: chain steps before a sample is taken (default 100)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the samples (default 0)")
     add_common(p)
     p.set_defaults(func=run)
 

@@ -43,7 +43,8 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                         + " (default ae; a run being continued keeps its own)")
     add_flags(p, list(known.values()), names={cls: cli for cli, cls in known.items()})
     p.add_argument("--out", help="run folder (default runs/<dataset>); one holding a checkpoint resumes")
-    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped")
+    p.add_argument("--resume", metavar="RUN", help="continue the run in RUN where it stopped (default: none; a --out "
+                                                   "that holds a checkpoint also resumes)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--report", action="store_true", help="write RUN/report.html at the end (aekit report)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -171,8 +172,9 @@ def run(args: argparse.Namespace) -> None:
         seconds = time.perf_counter() - t0
         est.save(run_dir)  # also when no epoch ran (e.g. already complete)
         test_mse = -est.score(X_test)
-        write_file(run_dir, "reconstructions.png",
-                   figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)))
+        if image_shape is not None:  # a table's rows drawn as pictures would mean nothing
+            write_file(run_dir, "reconstructions.png",
+                       figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)))
         metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
                    "n_parameters": sum(p.numel() for p in est.model_.parameters())}
         write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})

@@ -10,8 +10,9 @@ from ._shared import add_common, add_data_args, emit, load_run, run_spec
 def _add_parser(p: argparse.ArgumentParser, method: str) -> None:
     p.add_argument("run")
     add_data_args(p)
-    p.add_argument("--split", choices=["train", "test"], default="test")
-    p.add_argument("--out", required=True, help="output .npy file")
+    p.add_argument("--split", choices=["train", "test"], default="test",
+                   help="which rows: the test split (a --data file's held-out rows) or the training rows (default test)")
+    p.add_argument("--out", required=True, help="output .npy file (required)")
     add_common(p)
     p.set_defaults(func=lambda args: run(args, method))
 

@@ -313,19 +313,21 @@ def build_report(
     lo, hi = float(X_train.min()), float(X_train.max())
     value_range = (lo, hi if hi > lo else lo + 1.0)  # the data's range: images drawn, ascent kept, in it
     candidates = X_train[:MAX_CANDIDATES]
-    units = _units_per_layer(est, candidates)
     builders: list[Callable[[], Section | None]] = [
         lambda: _configuration(est, data_name, shape),
         lambda: _curves(est),
         lambda: _metrics(est, X_test, notes, data_name, split),
-        lambda: _reconstructions(est, X_test, shape, value_range),
-        lambda: _features(est, shape),
-        lambda: _top_activating(est, candidates, units, shape, value_range),
-        lambda: _maximization(est, units, shape, value_range, float(X_train.mean()), X_train.shape[1]),
         lambda: _latent(est, X_test, y_test),
-        lambda: _samples(est, shape, value_range),
-        lambda: _buckets(est, candidates, shape),
     ]
+    if shape is not None:  # the figures that draw rows as pictures: only for images
+        units = _units_per_layer(est, candidates)
+        builders[3:3] = [
+            lambda: _reconstructions(est, X_test, shape, value_range),
+            lambda: _features(est, shape),
+            lambda: _top_activating(est, candidates, units, shape, value_range),
+            lambda: _maximization(est, units, shape, value_range, float(X_train.mean()), X_train.shape[1]),
+        ]
+        builders += [lambda: _samples(est, shape, value_range), lambda: _buckets(est, candidates, shape)]
     sections = [s for s in (build() for build in builders) if s is not None]
     title = title or f"aekit report: {type(est).__name__} on {data_name}"
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
