@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 import aekit
 from aekit.io import checkpoint_dir
@@ -131,6 +132,19 @@ def test_two_processes_train_like_one(launch, tmp_path):
     assert double.stdout.count("test reconstruction MSE") == 1
     assert mse2 == pytest.approx(mse1, rel=0.1)
     assert aekit.load(two).n_epochs_ == 15
+
+
+@pytest.mark.slow
+def test_bf16_mixed_under_two_processes(launch, tmp_path):
+    args = ["train", "--hidden", "32,16", "--epochs", "10", "--batch-size", "32", "--seed", "0", "--quiet", "--json",
+            "--precision", "bf16-mixed"]
+    single = launch([*args, "--out", str(tmp_path / "one")])
+    double = launch([*args, "--out", str(tmp_path / "two")], torchrun=["--nproc-per-node=2"])
+    assert single.returncode == 0 and double.returncode == 0, double.stderr[-2000:]
+    mse = [json.loads(r.stdout.strip().splitlines()[-1])["test_mse"] for r in (single, double)]
+    assert mse[1] == pytest.approx(mse[0], rel=0.1)
+    two = aekit.load(tmp_path / "two")
+    assert two.precision == "bf16-mixed" and all(p.dtype == torch.float32 for p in two.model_.parameters())
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, add_rows_arg, emit, load_run, norm, spec_of
 
 # settings that may change when a run is continued; any other difference means a different run
-MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every", "n_jobs")
+MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every", "n_jobs",
+              "precision")
 FROM_DATA = ("image_shape",)  # taken from the data unless given: compared only when given
 
 

@@ -34,7 +34,9 @@ from ..params import Param, check_unique, make_init, parameters_doc, with_parame
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
 from ..training import threads
+from ..nn.chain import up
 from ..training.cost import NOTICE_RATIO, notice, relative_cost
+from ..training.precision import Precision
 from ..training.distributed import distributed, is_main_process, world
 from ..training.loop import History, Position
 from ..training.signals import stop_on_signals
@@ -154,6 +156,9 @@ class TorchEstimator(BaseEstimator):
     def _corruption(self) -> Callable | None:
         return next((c for c in (part.corruption(self) for part in self.parts) if c is not None), None)
 
+    def _precision(self) -> Precision:
+        return Precision(self.precision)
+
     def _reconstruction_step(self, module: torch.nn.Module, params, regularized, learning_rate: float, loss: str,
                              coding_layer: bool = True):
         """The step that trains ``module`` (the model, or one greedy layer pair): optimizer over ``params``
@@ -162,7 +167,8 @@ class TorchEstimator(BaseEstimator):
         params = list(params)
         optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
         objective = self._objective(loss, coding_layer)
-        return reconstruction_step(distributed(module, params), objective, optimizer, corrupt=self._corruption())
+        return reconstruction_step(distributed(module, params), objective, optimizer, corrupt=self._corruption(),
+                                   precision=self._precision())
 
     def _make_step(self, model: AutoencoderModule):
         """The step that trains ``model`` end to end (wrapped for data-parallel training when in a group)."""
@@ -189,8 +195,14 @@ class TorchEstimator(BaseEstimator):
         2 rows and a row's result would then depend on how many rows came with it (measured: every layer shape
         from 3 to 784 wide gives the same bits for 8 or more rows as inside a batch of 4096)."""
         self.model_.eval()
+        precision = self._precision()
+
+        def run(xb: torch.Tensor) -> torch.Tensor:  # inference follows the precision (set_params changes it)
+            with precision.autocast(xb.device):
+                return up(fn(xb))
+
         with threads.using(self._threads()):
-            return map_batches(fn, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
+            return map_batches(run, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
                                ).cpu().numpy()
 
     # -- fitting -----------------------------------------------------------------------------------------------
@@ -207,6 +219,7 @@ class TorchEstimator(BaseEstimator):
         with self._writer_lock():
             if not resume:
                 self._start(X.shape[1])
+            self._precision().check(self.device_)
             with threads.using(self._threads()):
                 self._fit_model(X)
         return self
@@ -236,6 +249,7 @@ class TorchEstimator(BaseEstimator):
         if not resume:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             check_model_config(probe._model_name(), {**probe._model_config(rows.shape[1]), "seed": seed})
+        self._precision().check(self.device_ if hasattr(self, "device_") else resolve_device(self.device))
 
     @contextlib.contextmanager
     def _writer_lock(self):
@@ -264,6 +278,7 @@ class TorchEstimator(BaseEstimator):
     def _start(self, n_features: int) -> None:
         """A new model: device, seed, weights, empty history and training state."""
         self.device_ = resolve_device(self.device)
+        self._precision().check(self.device_)
         self.seed_ = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         self.model_ = self._build_model(n_features, self.seed_).to(self.device_)
         self.history_: History = []

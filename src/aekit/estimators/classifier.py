@@ -105,8 +105,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
               type="aekit.Autoencoder, str, path or None", flag=Flag("--encoder", parse=str, metavar="RUN")),
         Param("autoencoder_params", None, [dict, None],
               "Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g. ``{\"hidden_layers\": "
-              "(300, 150), \"noise\": \"mask:0.3\", \"epochs\": 10}`` (a denoising one). Its ``random_state`` "
-              "and ``device`` default to this classifier's.", type="dict or None", flag=None),
+              "(300, 150), \"noise\": \"mask:0.3\", \"epochs\": 10}`` (a denoising one). Its ``random_state``, "
+              "``device`` and ``precision`` default to this classifier's.", type="dict or None", flag=None),
         Param("pretrain", True, ["boolean"],
               "False: no autoencoder is trained or copied; the encoder layers start from a random init (the same "
               "architecture trained from scratch, the baseline).", flag=Flag("--scratch", action="store_false")),
@@ -157,6 +157,7 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         params = ae.get_params()
         overrides = {"random_state": self.seed_ if params.get("random_state", 0) is None else None,
                      "device": self.device if params.get("device") == "auto" else None,
+                     "precision": self.precision if params.get("precision") == "32-true" else None,
                      "verbose": self.verbose if "verbose" in params and not params["verbose"] else None}
         ae.set_params(**{k: v for k, v in overrides.items() if v is not None})
         if not self.pretrain:  # the architecture only: the baseline never sees the autoencoder's training
@@ -245,7 +246,7 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         trainee = ModelSuffix(model, self.n_frozen_)  # the layers above the frozen block
         params = list(trainee.parameters())
         optimizer = make_optimizer(self.optimizer, params, trainee.regularized_weights(), self.learning_rate, self.l2)
-        return ClassificationStep(distributed(trainee, params), optimizer)
+        return ClassificationStep(distributed(trainee, params), optimizer, self._precision())
 
     # -- using the result ----------------------------------------------------------------------------------
     def _logits(self, X: Any) -> np.ndarray:

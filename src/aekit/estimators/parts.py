@@ -194,6 +194,11 @@ class Training(Part):
               type="str or None", flag=None),
         Param("checkpoint_every", 0, non_negative_int(),
               "Also checkpoint every this many batches inside an epoch (0: at epoch ends only).", type="int"),
+        Param("precision", "32-true", [StrOptions({"32-true", "bf16-mixed", "16-mixed"})],
+              "Numeric precision (Lightning's names): ``\"32-true\"`` float32; ``\"bf16-mixed\"`` bfloat16 matrix "
+              "multiplies and convolutions with float32 master weights, optimizer state and loss reduction (CPUs "
+              "with bfloat16 units, or CUDA; refused where it would be slow); ``\"16-mixed\"`` float16 with loss "
+              "scaling (CUDA). Inference follows it; checkpoints stay float32 and load in any precision."),
         Param("n_jobs", None, [Interval(Integral, 1, None, closed="left"), Options(Integral, {-1}), None],
               "CPU threads: None picks one thread for a training step under 100 M multiply-adds (small models: "
               "a second thread gains at most 1.5x on an idle machine and loses 3-10x when another process uses a "

@@ -60,10 +60,15 @@ def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation:
     """``mse(activation(logits), target, reduction)`` and its gradient with respect to ``logits``, in one pass
     each (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the
     reconstruction, and with ``overwrite`` (nothing needs the logits afterwards) by the gradient itself where the
-    output is linear, which saves allocating a batch-sized buffer."""
+    output is linear, which saves allocating a batch-sized buffer. Lower-precision logits (bfloat16) are taken
+    to the target's float32 first: the loss, its reduction and its gradient are float32."""
+    lower = logits.dtype != target.dtype
+    if lower and output_activation != "linear":
+        logits = logits.to(target.dtype)
     reconstruction = activate_(logits, output_activation)
-    in_place = overwrite and output_activation == "linear"
-    diff = reconstruction.sub_(target) if in_place else reconstruction - target  # (batch, features)
+    in_place = overwrite and output_activation == "linear" and not lower
+    # (batch, features), in the target's float32: bfloat16 logits minus float32 targets is one pass
+    diff = reconstruction.sub_(target) if in_place else reconstruction - target
     flat, n = diff.reshape(-1), _count(diff, reduction)
     loss = torch.dot(flat, flat) / n
     return loss, activation_backward_(diff.mul_(2.0 / n), reconstruction, output_activation)
@@ -71,7 +76,10 @@ def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation:
 
 def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
                   overwrite: bool = False, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
-    """``bce`` from logits and its gradient ``(sigmoid(logits) - target) / n`` with respect to them."""
+    """``bce`` from logits and its gradient ``(sigmoid(logits) - target) / n`` with respect to them (in the target's
+    float32 for lower-precision logits)."""
+    if logits.dtype != target.dtype:
+        logits = logits.to(target.dtype)
     n = _count(logits, reduction)
     loss = (F.binary_cross_entropy_with_logits(logits, target) if reduction == "mean"
             else F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / n)

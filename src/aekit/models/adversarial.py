@@ -208,7 +208,7 @@ class AdversarialAutoencoder(Sampling, AutoencoderEstimator):
                                          self.discriminator_learning_rate, betas=ADVERSARIAL_BETAS),
             generator=make_optimizer("adam", encoder, [], self.generator_learning_rate, betas=ADVERSARIAL_BETAS),
         )
-        return AdversarialStep(model, self._objective(), optimizers)
+        return AdversarialStep(model, self._objective(), optimizers, self._precision())
 
     def sample_prior(self, n: int, random_state: Any = None) -> np.ndarray:
         """``n`` draws of the prior p(z), (n, latent_dim): compare them with ``transform(X)``."""

@@ -3,7 +3,7 @@ family they hold: ``encode``, ``decode`` (to logits), ``forward`` -> :class:`AEO
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -29,6 +29,16 @@ class AEOutput:
     @property
     def reconstruction(self) -> torch.Tensor:
         return activation(self.output_activation)(self.logits)
+
+    def float32(self) -> AEOutput:
+        """This output with every lower-precision tensor (bfloat16, float16) in float32: what a mixed-precision
+        forward's loss is computed on (float32 and float64 stay as they are)."""
+        def up(t: torch.Tensor | None) -> torch.Tensor | None:
+            return t.float() if t is not None and t.dtype in (torch.bfloat16, torch.float16) else t
+
+        return replace(self, logits=up(self.logits), codings=up(self.codings),
+                       terms={k: up(v) for k, v in self.terms.items()}, target=up(self.target),
+                       log_scale=up(self.log_scale))
 
 
 class AutoencoderModule(nn.Module):

@@ -18,8 +18,8 @@ contributions). The result equals autograd's up to float rounding (tests/test_co
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -60,6 +60,21 @@ class DenseLayer:
     transposed: bool = False
     trainable: bool = True
     module: torch.nn.Module | None = None
+    # in a lower-precision chain (bf16-mixed): the float32 parameters that weight and bias copy and that receive the
+    # gradients; None: weight and bias are the parameters themselves
+    master_weight: torch.Tensor | None = None
+    master_bias: torch.Tensor | None = None
+
+    def lowered(self, dtype: torch.dtype, shadows: dict[int, torch.Tensor]) -> DenseLayer:
+        """This layer computing in ``dtype``: copies of its weight and bias (one per parameter, shared through
+        ``shadows``, e.g. by a tied decoder layer), the parameters as masters."""
+        def shadow(p: torch.Tensor) -> torch.Tensor:
+            if id(p) not in shadows:
+                shadows[id(p)] = p.detach().to(dtype)
+            return shadows[id(p)]
+
+        return replace(self, weight=shadow(self.weight), bias=shadow(self.bias), module=None,
+                       master_weight=self.weight, master_bias=self.bias)
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         """The layer's math under autograd: what the model computes (the hand-written executor computes the same
@@ -97,9 +112,18 @@ class DenseChain:
         """Whether every activation has a hand-written form (else only the autograd executor runs it)."""
         return all(supports(name) for name in self.activations())
 
+    def lowered(self, dtype: torch.dtype, shadows: dict[int, torch.Tensor] | None = None) -> DenseChain:
+        """This chain computing in ``dtype`` (bf16-mixed: bfloat16 matrix multiplies and activations, the
+        gradients written into the float32 parameters); :func:`refresh` copies the parameters in again."""
+        shadows = {} if shadows is None else shadows
+        return replace(self, layers=[layer.lowered(dtype, shadows) for layer in self.layers])
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """The input and every layer's output, without autograd."""
+        """The input and every layer's output, without autograd (a lower-precision chain takes its input to its
+        dtype first)."""
+        if self.layers and x.dtype != self.layers[0].weight.dtype:
+            x = x.to(self.layers[0].weight.dtype)
         outputs = [x]
         for layer in self.layers:
             weight = layer.weight if layer.transposed else layer.weight.T
@@ -115,6 +139,8 @@ class DenseChain:
         further loss terms with respect to inner outputs (index into ``outputs``: a penalty on the codings)."""
         layers = self.layers
         first = 0 if input_grad else next((k for k, layer in enumerate(layers) if layer.trainable), len(layers))
+        if layers and grad.dtype != layers[-1].weight.dtype:
+            grad = grad.to(layers[-1].weight.dtype)  # a float32 loss gradient into a lower-precision chain
         written: set[int] = set()
         for k in range(len(layers) - 1, first - 1, -1):
             layer, h = layers[k], outputs[k]  # h: the layer's input (batch, in)
@@ -124,22 +150,51 @@ class DenseChain:
             if layer.trainable:
                 # weight grad: grad.T @ h, (out, in); a transposed layer's weight is (in, out): h.T @ grad
                 a, b = (h.T, grad) if layer.transposed else (grad.T, h)
-                weight_grad = _grad_buffer(layer.weight)
-                if id(layer.weight) in written:
-                    weight_grad.addmm_(a, b)
-                else:
-                    torch.mm(a, b, out=weight_grad)
-                    written.add(id(layer.weight))
-                torch.sum(grad, 0, out=_grad_buffer(layer.bias))
+                weight = layer.weight if layer.master_weight is None else layer.master_weight
+                _write_grad(weight, a, b, accumulate=id(weight) in written)
+                written.add(id(weight))
+                bias = layer.bias if layer.master_bias is None else layer.master_bias
+                torch.sum(grad, 0, dtype=bias.dtype, out=_grad_buffer(bias))
             if k > first or input_grad:
                 grad = grad @ (layer.weight.T if layer.transposed else layer.weight)  # (batch, in)
         return grad if input_grad else None
+
+
+def up(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is of lower precision (bfloat16, float16); float32 and float64 as they are."""
+    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
     if param.grad is None or param.grad.shape != param.shape:
         param.grad = torch.zeros_like(param)
     return param.grad
+
+
+def _write_grad(param: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulate: bool) -> None:
+    """``param.grad = a @ b`` (``+=`` with ``accumulate``), in place; ``a @ b`` in the operands' dtype when they are
+    of lower precision than the float32 parameter (then taken to float32)."""
+    buffer = _grad_buffer(param)
+    if a.dtype == buffer.dtype:
+        if accumulate:
+            buffer.addmm_(a, b)
+        else:
+            torch.mm(a, b, out=buffer)
+    elif accumulate:
+        buffer.add_(torch.mm(a, b))
+    else:
+        buffer.copy_(torch.mm(a, b))
+
+
+def refresh(layers: Iterable[DenseLayer]) -> None:
+    """Copy the float32 parameters into a lower-precision chain's weights and biases (after each update)."""
+    done: set[int] = set()
+    with torch.no_grad():
+        for layer in layers:
+            for shadow, master in ((layer.weight, layer.master_weight), (layer.bias, layer.master_bias)):
+                if master is not None and id(shadow) not in done:
+                    shadow.copy_(master)
+                    done.add(id(shadow))
 
 
 @dataclass
@@ -179,14 +234,25 @@ class VariationalChain:
     def hand_written(self) -> bool:
         return self.encoder.hand_written and self.decoder.hand_written
 
+    def lowered(self, dtype: torch.dtype) -> VariationalChain:
+        """This VAE computing its matrix multiplies in ``dtype`` (the heads' outputs, the sampling and the KL term
+        stay float32)."""
+        shadows: dict[int, torch.Tensor] = {}
+        return replace(self, encoder=self.encoder.lowered(dtype, shadows), decoder=self.decoder.lowered(dtype, shadows),
+                       mean=self.mean.lowered(dtype, shadows), logvar=self.logvar.lowered(dtype, shadows))
+
+    @property
+    def layers(self) -> list[DenseLayer]:
+        return [*self.encoder.layers, self.mean, self.logvar, *self.decoder.layers]
+
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> VariationalPass:
         if self.binarize:
             x = torch.bernoulli(x)
         encoder = self.encoder.forward(x)
         h = encoder[-1]
-        mean = torch.addmm(self.mean.bias, h, self.mean.weight.T)
-        logvar = torch.addmm(self.logvar.bias, h, self.logvar.weight.T)
+        mean = up(torch.addmm(self.mean.bias, h, self.mean.weight.T))  # float32 also from a bf16 chain
+        logvar = up(torch.addmm(self.logvar.bias, h, self.logvar.weight.T))
         std = torch.exp(0.5 * logvar)
         eps = torch.randn_like(mean)
         decoder = self.decoder.forward(torch.addcmul(mean, std, eps))
@@ -197,14 +263,17 @@ class VariationalChain:
     def backward(self, p: VariationalPass, grad: torch.Tensor) -> None:
         """Given ``grad`` = d reconstruction loss / d logits (overwritten), set every weight's and bias's ``.grad``
         for the loss ``reconstruction + beta * kl``."""
-        dz = self.decoder.backward(p.decoder, grad, input_grad=True)  # (batch, latent)
+        dz = up(self.decoder.backward(p.decoder, grad, input_grad=True))  # (batch, latent)
         c = self.beta / len(dz)
         grad_mean = dz.add(p.mean, alpha=c)  # d/dmean: dz + beta * mean / batch
         # d/dlogvar: dz * eps * std / 2 + beta * (exp(logvar) - 1) / (2 * batch)
         grad_logvar = (dz * p.eps).mul_(p.std).mul_(0.5).add_(p.logvar.exp().sub_(1.0), alpha=0.5 * c)
         h = p.encoder[-1]
+        grad_mean, grad_logvar = grad_mean.to(h.dtype), grad_logvar.to(h.dtype)
         for head, g in ((self.mean, grad_mean), (self.logvar, grad_logvar)):
-            torch.mm(g.T, h, out=_grad_buffer(head.weight))
-            torch.sum(g, 0, out=_grad_buffer(head.bias))
+            weight = head.weight if head.master_weight is None else head.master_weight
+            bias = head.bias if head.master_bias is None else head.master_bias
+            _write_grad(weight, g.T, h, accumulate=False)
+            torch.sum(g, 0, dtype=bias.dtype, out=_grad_buffer(bias))
         grad_h = torch.addmm(grad_mean @ self.mean.weight, grad_logvar, self.logvar.weight)  # (batch, hidden)
         self.encoder.backward(p.encoder, grad_h)

@@ -20,6 +20,8 @@ from torch import nn
 
 from ..losses.objective import Objective
 from .distributed import distributed
+from ..nn.chain import up
+from .precision import FP32, Precision
 from .steps import apply_update
 
 if TYPE_CHECKING:
@@ -86,16 +88,25 @@ class AdversarialStep:
     ``prior_accuracy`` (how often D is right, over prior samples and codings together).
     """
 
-    def __init__(self, model: AdversarialAutoencoderModule, objective: Objective, optimizers: OptimizerSet) -> None:
+    def __init__(self, model: AdversarialAutoencoderModule, objective: Objective, optimizers: OptimizerSet,
+                 precision: Precision = FP32) -> None:
         self.model, self.objective, self.optimizer = model, objective, optimizers
+        self.precision = precision
+        self.scaler = torch.amp.GradScaler("cuda") if precision.scaled else None
         encoder = [p for layer in model.encoder for p in layer.parameters()]
         # the decoder gets no gradient in the generator update: allowed (find_unused_parameters)
         self.autoencoder = distributed(_Codec(model.autoencoder), encoder)
         self.discriminator = distributed(model.discriminator)
 
+    def _run(self, module, *args, **kwargs):
+        """A forward under the precision's autocast, its outputs in float32 for the losses."""
+        with self.precision.autocast(args[0].device):
+            out = module(*args, **kwargs)
+        return out.float32() if hasattr(out, "float32") else up(out)
+
     def _discriminator_terms(self, codings: torch.Tensor) -> dict[str, torch.Tensor]:
         prior = self.model.prior.sample(len(codings), device=codings.device)
-        logits = self.discriminator(torch.cat([prior, codings.detach()]))  # one forward: DDP sees it once
+        logits = self._run(self.discriminator, torch.cat([prior, codings.detach()]))  # one forward: DDP sees it once
         labels = torch.cat([torch.ones(len(prior), device=logits.device), torch.zeros(len(codings),
                                                                                       device=logits.device)])
         loss = F.binary_cross_entropy_with_logits(logits, labels)
@@ -103,26 +114,27 @@ class AdversarialStep:
         return {"loss": loss, "prior_accuracy": accuracy}
 
     def _generator_loss(self, codings: torch.Tensor) -> torch.Tensor:
-        logits = self.discriminator(codings)
+        logits = self._run(self.discriminator, codings)
         return F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
 
     # -- the three updates, in the order train_batch makes them --------------------------------------------
     def reconstruction_update(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """Encoder and decoder, on the reconstruction loss."""
         return apply_update(self.optimizer["autoencoder"],
-                            self.objective(self.autoencoder(inputs), targets, inputs, self.model))
+                            self.objective(self._run(self.autoencoder, inputs), targets, inputs, self.model),
+                            self.scaler)
 
     def discriminator_update(self, codings: torch.Tensor) -> dict[str, torch.Tensor]:
         """The discriminator alone: prior samples -> 1, ``codings`` (detached) -> 0."""
-        return apply_update(self.optimizer["discriminator"], self._discriminator_terms(codings))
+        return apply_update(self.optimizer["discriminator"], self._discriminator_terms(codings), self.scaler)
 
     def generator_update(self, codings: torch.Tensor) -> dict[str, torch.Tensor]:
         """The encoder alone (``codings`` must come from it with their graph): make D call them prior samples."""
-        return apply_update(self.optimizer["generator"], {"loss": self._generator_loss(codings)})
+        return apply_update(self.optimizer["generator"], {"loss": self._generator_loss(codings)}, self.scaler)
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         terms = self.reconstruction_update(inputs, targets)
-        codings = self.autoencoder(inputs, decode=False)  # one encoder pass for both regularization updates:
+        codings = self._run(self.autoencoder, inputs, decode=False)  # one encoder pass for both updates:
         d_terms = self.discriminator_update(codings)  # D's update leaves the encoder as it is
         g_terms = self.generator_update(codings)
         return {**terms, "discriminator": d_terms["loss"], "prior_accuracy": d_terms["prior_accuracy"],
@@ -130,7 +142,7 @@ class AdversarialStep:
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        output = self.model(inputs)
+        output = self._run(self.model, inputs)
         terms = self.objective(output, targets, inputs, self.model)
         d_terms = self._discriminator_terms(output.codings)
         return {**terms, "discriminator": d_terms["loss"], "prior_accuracy": d_terms["prior_accuracy"],

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .precision import FP32, Precision
 from .steps import apply_update
 
 
@@ -14,8 +15,14 @@ class ClassificationStep:
     """Forward to logits, softmax cross-entropy, backward, optimizer step. Terms: ``loss`` (mean cross-entropy)
     and ``accuracy`` (fraction of the batch classified right), so the history has both, and ``val_*`` too."""
 
-    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
-        self.model, self.optimizer = model, optimizer
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, precision: Precision = FP32) -> None:
+        self.model, self.optimizer, self.precision = model, optimizer, precision
+        self.scaler = torch.amp.GradScaler("cuda") if precision.scaled else None
+
+    def _logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        with self.precision.autocast(inputs.device):
+            logits = self.model(inputs)
+        return logits.float()
 
     @staticmethod
     def _terms(logits: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -24,8 +31,8 @@ class ClassificationStep:
         return {"loss": loss, "accuracy": accuracy}
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return apply_update(self.optimizer, self._terms(self.model(inputs), targets))
+        return apply_update(self.optimizer, self._terms(self._logits(inputs), targets), self.scaler)
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self._terms(self.model(inputs), targets)
+        return self._terms(self._logits(inputs), targets)

@@ -26,10 +26,11 @@ import torch
 from ..losses.objective import Objective
 from ..losses.penalties import Contractive, KLSparsity, L1Codings
 from ..losses.reconstruction import LOSSES_WITH_GRAD
-from ..nn.chain import DenseChain, VariationalChain
+from ..nn.chain import DenseChain, VariationalChain, refresh
 from ..nn.layers import ACTIVATIONS
 from .distributed import unwrap, world
 from .optim import optimizer_step
+from .precision import FP32, Precision
 from .steps import NonFiniteLoss, ReconstructionStep
 
 
@@ -80,8 +81,13 @@ class Executor:
     def spec(self, module: torch.nn.Module) -> Any:
         raise NotImplementedError
 
-    def refusal(self, module: torch.nn.Module, objective: Objective, corrupt: Any) -> str | None:
+    precisions: tuple[str, ...] = ("32-true", "bf16-mixed")
+
+    def refusal(self, module: torch.nn.Module, objective: Objective, corrupt: Any,
+                precision: Precision = FP32) -> str | None:
         """Why this executor does not take the configuration (None: it does). The checks read only allow-lists."""
+        if precision.name not in self.precisions:
+            return f"precision {precision.name!r} (float16 needs loss scaling: autograd's GradScaler)"
         if world()[1] != 1:
             return "data-parallel training (several processes)"
         if torch.is_anomaly_enabled():
@@ -106,12 +112,12 @@ class Executor:
         return None
 
     def step(self, module: torch.nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
-             corrupt: Any = None) -> ReconstructionStep | None:
+             corrupt: Any = None, precision: Precision = FP32) -> ReconstructionStep | None:
         """This executor's step for the configuration, or None where it does not accept it."""
         inner = unwrap(module)
-        if self.refusal(inner, objective, corrupt) is not None:
+        if self.refusal(inner, objective, corrupt, precision) is not None:
             return None
-        return self.step_class(inner, self.spec(inner), objective, optimizer, corrupt)
+        return self.step_class(inner, self.spec(inner), objective, optimizer, corrupt, precision=precision)
 
     step_class: type
 
@@ -165,9 +171,16 @@ class HandWrittenStep(ReconstructionStep):
         optimizer: torch.optim.Optimizer,
         corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
         cuda_graphs: bool | None = None,
+        precision: Precision = FP32,
     ) -> None:
-        super().__init__(model, objective, optimizer, corrupt, cuda_graphs)
-        self.chain, self.loss_with_grad = chain, LOSSES_WITH_GRAD[objective.reconstruction_name]
+        super().__init__(model, objective, optimizer, corrupt, cuda_graphs, precision)
+        # bf16-mixed: the chain computes on bfloat16 copies of the weights, refreshed after every update
+        self.chain = chain.lowered(precision.dtype) if precision.mixed else chain
+        self.loss_with_grad = LOSSES_WITH_GRAD[objective.reconstruction_name]
+
+    def after_update(self) -> None:
+        if self.precision.mixed:
+            refresh(self.chain.layers)
 
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
@@ -195,6 +208,7 @@ class HandWrittenStep(ReconstructionStep):
             raise NonFiniteLoss(f"loss is {value}")
         backward()
         optimizer_step(self.optimizer)
+        self.after_update()
         return terms
 
 
@@ -217,8 +231,14 @@ class DenseChainStep(HandWrittenStep):
         loss, grad = self.reconstruction_with_grad(chain, outputs[-1], targets)
         i = chain.coding_index  # penalties read the codings, and maybe the weight of the layer that made them
         values, coding_grad, weight_grads = {}, None, []
+        codings = outputs[i] if self.objective.penalties else None
+        if codings is not None and codings.dtype in (torch.bfloat16, torch.float16):
+            codings = codings.float()  # penalties in float32
+        coding_layer = chain.layers[i - 1] if self.objective.penalties else None
+        coding_weight = None if coding_layer is None else (
+            coding_layer.weight if coding_layer.master_weight is None else coding_layer.master_weight)
         for penalty in self.objective.penalties:
-            values[penalty.name], g, g_weight = penalty.value_and_grad(outputs[i], chain.layers[i - 1].weight.detach())
+            values[penalty.name], g, g_weight = penalty.value_and_grad(codings, coding_weight.detach())
             coding_grad = g * penalty.weight if coding_grad is None else coding_grad + g * penalty.weight
             if g_weight is not None:
                 weight_grads.append((g_weight, penalty.weight))
@@ -227,7 +247,7 @@ class DenseChainStep(HandWrittenStep):
         def backward() -> None:
             chain.backward(outputs, grad, extra=None if coding_grad is None else {i: coding_grad})
             for g_weight, weight in weight_grads:
-                chain.layers[i - 1].weight.grad.add_(g_weight, alpha=weight)
+                coding_weight.grad.add_(g_weight, alpha=weight)
 
         return terms, backward
 
@@ -289,16 +309,18 @@ def reconstruction_step(
     objective: Objective,
     optimizer: torch.optim.Optimizer,
     corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    precision: Precision = FP32,
 ) -> ReconstructionStep:
     """The step for ``model``: the first executor of :data:`EXECUTORS` that accepts the configuration, else the
     autograd :class:`ReconstructionStep` over the same definition. ``step.executor`` names the choice."""
     for executor in EXECUTORS:
-        step = executor.step(model, objective, optimizer, corrupt)
+        step = executor.step(model, objective, optimizer, corrupt, precision)
         if step is not None:
             return step
-    return ReconstructionStep(model, objective, optimizer, corrupt)
+    return ReconstructionStep(model, objective, optimizer, corrupt, precision=precision)
 
 
-def explain(model: torch.nn.Module, objective: Objective, corrupt: Any = None) -> dict[str, str | None]:
+def explain(model: torch.nn.Module, objective: Objective, corrupt: Any = None,
+            precision: Precision = FP32) -> dict[str, str | None]:
     """Each executor's reason for refusing the configuration (None: it accepts it)."""
-    return {executor.name: executor.refusal(unwrap(model), objective, corrupt) for executor in EXECUTORS}
+    return {executor.name: executor.refusal(unwrap(model), objective, corrupt, precision) for executor in EXECUTORS}

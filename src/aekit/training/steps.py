@@ -16,22 +16,30 @@ from ..losses.objective import Objective
 from ..models.base import AutoencoderModule
 from .distributed import unwrap, world
 from .optim import Adam, optimizer_step
+from .precision import FP32, Precision
 
 
 class NonFiniteLoss(FloatingPointError):
     """Raised by a step before it applies an update computed from a NaN/inf loss."""
 
 
-def apply_update(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def apply_update(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor],
+                 scaler: torch.amp.GradScaler | None = None) -> dict[str, torch.Tensor]:
     """One optimizer update from ``terms["loss"]``, refused (:class:`NonFiniteLoss`) before it is applied if the
-    loss is NaN/inf; returns the terms detached."""
+    loss is NaN/inf; returns the terms detached. With a ``scaler`` (16-mixed) the loss is scaled for the backward
+    and the update skipped where the scaled gradients overflowed, as torch's GradScaler does."""
     loss = terms["loss"]
     value = float(loss.detach())  # one host read per step (the loop's divergence check needs it anyway)
     if not math.isfinite(value):
         raise NonFiniteLoss(f"loss is {value}")
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer_step(optimizer)
+    if scaler is None:
+        loss.backward()
+        optimizer_step(optimizer)
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return {k: v.detach() for k, v in terms.items()}
 
 
@@ -59,10 +67,24 @@ class ReconstructionStep:
         optimizer: torch.optim.Optimizer,
         corrupt: Callable[[torch.Tensor], torch.Tensor] | None = None,
         cuda_graphs: bool | None = None,
+        precision: Precision = FP32,
     ) -> None:
         self.model, self.objective, self.optimizer, self.corrupt = model, objective, optimizer, corrupt
-        self.cuda_graphs = cuda_graphs_enabled() if cuda_graphs is None else cuda_graphs
+        self.precision = precision
+        # float16 needs loss scaling, which a captured graph does not do: 16-mixed steps stay eager
+        self.cuda_graphs = (cuda_graphs_enabled() if cuda_graphs is None else cuda_graphs) and not precision.scaled
+        self.scaler = torch.amp.GradScaler("cuda") if precision.scaled else None
         self.captured: CapturedStep | None = None
+
+    def terms(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The loss terms of a batch: the model's forward under the precision's autocast, the objective on its
+        float32 outputs."""
+        with self.precision.autocast(seen.device):
+            output = self.model(seen)
+        return self.objective(output.float32(), targets, seen, unwrap(self.model))
+
+    def after_update(self) -> None:
+        """Work after each optimizer update (a lower-precision copy of the weights to refresh)."""
 
     def train_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = self.corrupt(inputs) if self.corrupt is not None else inputs
@@ -73,12 +95,12 @@ class ReconstructionStep:
 
     def eager_update(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """One update without a graph, refused (:class:`NonFiniteLoss`) before it is applied if the loss is NaN/inf."""
-        return apply_update(self.optimizer, self.objective(self.model(seen), targets, seen, unwrap(self.model)))
+        return apply_update(self.optimizer, self.terms(seen, targets), self.scaler)
 
     def forward_backward(self, seen: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
         """The batch's terms with every gradient written, and no host synchronisation (what a graph captures)."""
         self.optimizer.zero_grad(set_to_none=True)
-        terms = self.objective(self.model(seen), targets, seen, unwrap(self.model))
+        terms = self.terms(seen, targets)
         terms["loss"].backward()
         return {k: v.detach() for k, v in terms.items()}
 
@@ -91,7 +113,7 @@ class ReconstructionStep:
 
     @torch.no_grad()
     def eval_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.objective(self.model(inputs), targets, inputs, unwrap(self.model))
+        return self.terms(inputs, targets)
 
 
 class CapturedStep:
@@ -123,6 +145,7 @@ class CapturedStep:
             terms = step.forward_backward(self.seen, self.targets)
             found_inf = torch.isfinite(terms["loss"]).logical_not().float()
             applied = optimizer.fused_step(found_inf=found_inf)
+            step.after_update()
         if not applied:  # the lean Adam path does not apply after all: this graph would skip the update
             raise RuntimeError("the optimizer step could not be captured")
         self.terms = terms
