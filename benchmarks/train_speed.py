@@ -39,12 +39,14 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 import aekit
+from aekit.training import precision
 
 SIZES = [784, 300, 150, 300, 784]
 BATCH = 150
@@ -55,28 +57,33 @@ REFERENCE_GEMMS = list(zip(SIZES[:-1], SIZES[1:]))
 VAE_GEMMS = [(784, 500), (500, 500), (500, 40), (20, 500), (500, 500), (500, 784)]
 
 
-def floor_batch(gemms: list[tuple[int, int]], device: torch.device | str) -> Callable[[], None]:
+def floor_batch(gemms: list[tuple[int, int]], device: torch.device | str,
+                dtype: torch.dtype = torch.float32) -> Callable[[], None]:
     """One batch of the floor: each layer's forward GEMM, its weight-gradient GEMM and (except the first layer)
-    its input-gradient GEMM, at the batch's shapes, with nothing else."""
-    Ws = [torch.randn(o, i, device=device) * 0.01 for i, o in gemms]
-    hs = [torch.randn(BATCH, i, device=device) for i, _ in gemms]
-    gs = [torch.randn(BATCH, W.shape[0], device=device) for W in Ws]
+    its input-gradient GEMM, at the batch's shapes, in ``dtype``, into preallocated outputs, with nothing else."""
+    Ws = [torch.randn(o, i, device=device).mul_(0.01).to(dtype) for i, o in gemms]
+    hs = [torch.randn(BATCH, i, device=device).to(dtype) for i, _ in gemms]
+    gs = [torch.randn(BATCH, W.shape[0], device=device).to(dtype) for W in Ws]
+    outputs = [torch.empty(BATCH, W.shape[0], device=device, dtype=dtype) for W in Ws]
+    weight_grads = [torch.empty_like(W) for W in Ws]
+    input_grads = [torch.empty_like(h) for h in hs]
 
     def batch() -> None:
-        for W, h in zip(Ws, hs):  # forward
-            h @ W.T
+        for W, h, out in zip(Ws, hs, outputs):  # forward
+            torch.mm(h, W.T, out=out)
         for k, (W, h, g) in enumerate(zip(Ws, hs, gs)):  # backward
-            g.T @ h
+            torch.mm(g.T, h, out=weight_grads[k])
             if k:
-                g @ W
+                torch.mm(g, W, out=input_grads[k])
 
     return batch
 
 
-def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = False) -> None:
+def floor_epoch(X: torch.Tensor, gemms: list[tuple[int, int]], graph: bool = False,
+                dtype: torch.dtype = torch.float32) -> None:
     """An epoch of :func:`floor_batch`. ``graph`` (CUDA): one batch's GEMMs captured as a CUDA graph and replayed
     per batch, so kernel launches cost nothing either (the GPU's true floor)."""
-    batch = floor_batch(gemms, X.device)
+    batch = floor_batch(gemms, X.device, dtype)
     if graph:
         batch()  # warm-up outside the capture
         torch.cuda.synchronize()
@@ -99,25 +106,31 @@ def naive_model() -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-def naive_epoch(X: torch.Tensor, fused: bool) -> None:
+def naive_epoch(X: torch.Tensor, fused: bool, autocast: torch.dtype | None = None) -> None:
+    """The plain PyTorch loop; ``autocast``: its forward and loss under ``torch.autocast(device, autocast)``, as
+    the PyTorch recipe for mixed precision writes it (float32 weights and optimizer)."""
     model = naive_model().to(X.device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, fused=fused or None)
     loss_fn = nn.MSELoss()
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X), batch_size=BATCH, shuffle=True)
     for (xb,) in loader:
         opt.zero_grad()
-        loss = loss_fn(model(xb), xb)
+        with torch.autocast(X.device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
+            loss = loss_fn(model(xb), xb)
         loss.backward()
         opt.step()
     if X.device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def keras_epoch(X: np.ndarray) -> None:
+def keras_epoch(X: np.ndarray, bf16: bool = False) -> None:
+    """Keras 3's ``model.fit`` for one epoch; ``bf16``: under the ``mixed_bfloat16`` policy (Keras' mixed precision:
+    bfloat16 compute, float32 variables; the output layer in float32, as Keras' guide advises)."""
     import keras
 
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if bf16 else "float32")
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(300, "elu"), keras.layers.Dense(150, "elu"),
-                              keras.layers.Dense(300, "elu"), keras.layers.Dense(784)])
+                              keras.layers.Dense(300, "elu"), keras.layers.Dense(784, dtype="float32")])
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
     model.fit(X, X, batch_size=BATCH, epochs=1, verbose=0)
 
@@ -132,19 +145,50 @@ def sklearn_epoch(X: np.ndarray) -> None:
 
 
 def aekit_epoch(X: np.ndarray, device: str, tied: bool = False, cuda_graphs: bool = True,
-                epoch_only: bool = False) -> float | None:
+                epoch_only: bool = False, precision: str = "32-true") -> float | None:
     """One epoch's ``fit``, timed whole by the caller; ``epoch_only``: returns the epoch's own time from the
     history instead (without the call's set-up, which on a GPU includes copying the data set to it)."""
     os.environ["AEKIT_CUDA_GRAPHS"] = "1" if cuda_graphs else "0"  # read when the step is made
     est = aekit.Autoencoder((300, 150), tie_weights=tied, epochs=1, batch_size=BATCH, random_state=0,
-                            device=device).fit(X)
+                            device=device, precision=precision).fit(X)
     os.environ["AEKIT_CUDA_GRAPHS"] = "1"
     return est.history_[-1]["time"] if epoch_only else None
 
 
-def aekit_vae_epoch(X: np.ndarray, device: str) -> None:
-    aekit.VariationalAutoencoder((500, 500), latent_dim=20, epochs=1, batch_size=BATCH, random_state=0,
-                                 device=device).fit(X)
+def aekit_vae(device: str, precision: str = "32-true", epochs: int = 1) -> aekit.VariationalAutoencoder:
+    """The book's VAE (784-500-500-20, Bernoulli decoder), unfitted."""
+    return aekit.VariationalAutoencoder((500, 500), latent_dim=20, epochs=epochs, batch_size=BATCH, random_state=0,
+                                        device=device, precision=precision)
+
+
+def aekit_vae_epoch(X: np.ndarray, device: str, precision: str = "32-true") -> None:
+    aekit_vae(device, precision).fit(X)
+
+
+def quality(ds: Any, device: str, epochs: int, precisions: list[str]) -> None:
+    """What each precision trains to: the test MSE of the book's model (untied and tied) and the VAE's final
+    training loss (-ELBO, nats per image) and test -ELBO after ``epochs`` epochs, seed 0, each precision."""
+    print(f"\n| model, {epochs} epochs, seed 0 | " + " | ".join(precisions) + " | bf16 vs fp32 |")
+    print("| --- |" + " --- |" * (len(precisions) + 1))
+    for name, make in (("book's AE 784-300-150-300-784, test MSE", lambda p: aekit.Autoencoder(
+            (300, 150), epochs=epochs, batch_size=BATCH, random_state=0, device=device, precision=p)),
+            ("the same, tied weights, test MSE", lambda p: aekit.Autoencoder(
+                (300, 150), tie_weights=True, epochs=epochs, batch_size=BATCH, random_state=0, device=device,
+                precision=p)),
+            ("book's VAE 784-500-500-20, last epoch's training loss", lambda p: aekit_vae(device, p, epochs)),
+            ("the same VAE, test -ELBO (1 sample)", None)):
+        if make is None:
+            values = [float(-np.mean(vae.elbo(ds.X_test, random_state=0))) for vae in vaes]
+        else:
+            fitted = [make(p).fit(ds.X_train) for p in precisions]
+            if "VAE" in name:
+                vaes = fitted
+                values = [est.history_[-1]["loss"] for est in fitted]
+            else:
+                values = [-est.score(ds.X_test) for est in fitted]
+        change = f"{(values[-1] / values[0] - 1) * 100:+.2f}%" if len(values) > 1 else ""
+        fmt = "{:.6f}" if values[0] < 1 else "{:.3f}"
+        print(f"| {name} | " + " | ".join(fmt.format(v) for v in values) + f" | {change} |", flush=True)
 
 
 def inference(X_np: np.ndarray, device: str, rounds: int) -> dict[str, float]:
@@ -191,14 +235,14 @@ class Worker:
 
 def worker(kind: str, path: str) -> None:
     X = np.load(path)
-    if kind == "keras":
+    if kind.startswith("keras"):
         os.environ.setdefault("KERAS_BACKEND", "torch")
         try:
             import keras  # noqa: F401
         except ImportError:
             print("missing", flush=True)
             return
-    run = {"keras": keras_epoch, "sklearn": sklearn_epoch}[kind]
+    run = {"keras": keras_epoch, "keras-bf16": lambda X: keras_epoch(X, bf16=True), "sklearn": sklearn_epoch}[kind]
     print("ready", flush=True)
     for _ in sys.stdin:
         t0 = time.perf_counter()
@@ -240,6 +284,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="aekit training speed, side by side")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quality-epochs", type=int, default=5,
+                        help="epochs of the quality table (each precision's test MSE and VAE loss); 0: none")
     parser.add_argument("--skip", default="", help="comma-separated words: variants whose name contains one are skipped")
     parser.add_argument("--memory-probe", help=argparse.SUPPRESS)
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
@@ -254,6 +300,7 @@ def main() -> None:
     tmp = tempfile.TemporaryDirectory()
     data_path = f"{tmp.name}/x.npy"
     np.save(data_path, X_np)
+    bf16 = torch.bfloat16
     variants: dict = {
         "floor (GEMMs only)": lambda: floor_epoch(X, REFERENCE_GEMMS),
         "naive PyTorch loop": lambda: naive_epoch(X, fused=False),
@@ -263,13 +310,27 @@ def main() -> None:
         "aekit fit, no CUDA graph": lambda: aekit_epoch(X_np, args.device, cuda_graphs=False),
         "aekit fit, the epoch alone (CUDA graph)": lambda: aekit_epoch(X_np, args.device, epoch_only=True),
         "floor as one CUDA graph per batch": lambda: floor_epoch(X, REFERENCE_GEMMS, graph=True),
+        "bf16: floor (bf16 GEMMs only)": lambda: floor_epoch(X, REFERENCE_GEMMS, dtype=bf16),
+        "bf16: naive loop + torch.autocast(bf16)": lambda: naive_epoch(X, fused=False, autocast=bf16),
+        "bf16: naive loop + autocast + fused Adam": lambda: naive_epoch(X, fused=True, autocast=bf16),
+        "bf16: aekit fit, precision='bf16-mixed'": lambda: aekit_epoch(X_np, args.device, precision="bf16-mixed"),
+        "bf16: aekit fit, tied, bf16-mixed": lambda: aekit_epoch(X_np, args.device, tied=True,
+                                                                precision="bf16-mixed"),
         "VAE floor (784-500-500-20 GEMMs)": lambda: floor_epoch(X, VAE_GEMMS),
         "aekit VAE fit (784-500-500-20)": lambda: aekit_vae_epoch(X_np, args.device),
+        "bf16: VAE floor (bf16 GEMMs only)": lambda: floor_epoch(X, VAE_GEMMS, dtype=bf16),
+        "bf16: aekit VAE fit, bf16-mixed": lambda: aekit_vae_epoch(X_np, args.device, precision="bf16-mixed"),
     }
     if not args.device.startswith("cuda"):  # CUDA graphs: GPU only
         variants = {k: v for k, v in variants.items() if "CUDA graph" not in k}
+    has_bf16 = args.device.startswith("cuda") or precision.cpu_has_bf16()
+    if not has_bf16:
+        print("this CPU has no bfloat16 units: the bf16 rows are skipped")
+        variants = {k: v for k, v in variants.items() if not k.startswith("bf16")}
     workers = {"sklearn MLPRegressor": "sklearn"} if args.device == "cpu" else {}
     workers["Keras 3 (torch backend)"] = "keras"
+    if has_bf16:
+        workers["bf16: Keras 3, mixed_bfloat16 policy"] = "keras-bf16"
     skip = [w.lower() for w in args.skip.split(",") if w]
     variants = {k: v for k, v in variants.items()
                 if k in ("floor (GEMMs only)", "naive PyTorch loop") or not any(w in k.lower() for w in skip)}
@@ -317,11 +378,19 @@ def main() -> None:
         x_floor = ratio.get(name, 1.0)
         vs_naive = "" if "VAE" in name else f"{naive / x_floor:.2f}"
         print(f"| {name} | {m:.2f} | {len(X_np) / m:,.0f} | {x_floor:.2f} | {vs_naive} |")
+    ours = ratio.get("bf16: aekit fit, precision='bf16-mixed'")
+    if ours:
+        print("\nbf16 rows are against the float32 floor (x floor < 1: faster than fp32's matrix multiplies alone). "
+              "aekit bf16-mixed's speed-up over: " + ", ".join(
+                  f"{name[6:]} {ratio[name] / ours:.2f}x" for name in ratio
+                  if name.startswith("bf16:") and "aekit" not in name and "floor" not in name))
     graph_floor = med.get("floor as one CUDA graph per batch")
     if graph_floor:
         print("\nagainst the floor as one CUDA graph per batch (ratio of medians): " + ", ".join(
             f"{name} {m / graph_floor:.2f}x" for name, m in med.items() if name.startswith("aekit fit")))
     print_by_state(ratios, neighbours, times)
+    if args.quality_epochs:
+        quality(ds, args.device, args.quality_epochs, ["32-true", "bf16-mixed"] if has_bf16 else ["32-true"])
     rates = inference(X_np, args.device, args.rounds)
     print("\n| inference (encode 60,000 rows) | rows/s |\n| --- | --- |")
     for name, rate in rates.items():

@@ -53,9 +53,10 @@ def test_bf16_dense_takes_the_hand_written_executor_and_matches_fp32(digits, kw,
 
 
 @needs_bf16
-def test_bf16_hand_written_gradients_match_autocast_autograd():
+@pytest.mark.parametrize("tied", [False, True])
+def test_bf16_hand_written_gradients_match_autocast_autograd(tied):
     torch.manual_seed(0)
-    model = DenseAutoencoder(64, [32, 16], seed=0)
+    model = DenseAutoencoder(64, [32, 16], seed=0, tie_weights=tied)
     x = torch.rand(50, 64)
     opt = make_optimizer("adam", model.parameters(), [], 1e-3)
     bf16 = Precision("bf16-mixed")

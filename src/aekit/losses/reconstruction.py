@@ -60,30 +60,38 @@ def mse_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation:
     """``mse(activation(logits), target, reduction)`` and its gradient with respect to ``logits``, in one pass
     each (for the hand-written fast path, :mod:`aekit.nn.chain`); ``logits`` are overwritten by the
     reconstruction, and with ``overwrite`` (nothing needs the logits afterwards) by the gradient itself where the
-    output is linear, which saves allocating a batch-sized buffer. Lower-precision logits (bfloat16) are taken
-    to the target's float32 first: the loss, its reduction and its gradient are float32."""
-    lower = logits.dtype != target.dtype
-    if lower and output_activation != "linear":
-        logits = logits.to(target.dtype)
+    output is linear, which saves allocating a batch-sized buffer. Lower-precision logits (bfloat16): the loss
+    and its reduction are computed in the target's float32, the gradient is returned in the logits' dtype (the
+    chain's backward runs in it), rounded once."""
+    low = logits if logits.dtype != target.dtype else None
+    if low is not None:  # a float32 copy (copy_ converts without the temporaries a mixed-dtype op allocates)
+        logits = torch.empty_like(target).copy_(logits)
     reconstruction = activate_(logits, output_activation)
-    in_place = overwrite and output_activation == "linear" and not lower
-    # (batch, features), in the target's float32: bfloat16 logits minus float32 targets is one pass
-    diff = reconstruction.sub_(target) if in_place else reconstruction - target
+    in_place = (overwrite or low is not None) and output_activation == "linear"
+    diff = reconstruction.sub_(target) if in_place else reconstruction - target  # (batch, features)
     flat, n = diff.reshape(-1), _count(diff, reduction)
     loss = torch.dot(flat, flat) / n
-    return loss, activation_backward_(diff.mul_(2.0 / n), reconstruction, output_activation)
+    return loss, _lowered(activation_backward_(diff.mul_(2.0 / n), reconstruction, output_activation), low, overwrite)
 
 
 def bce_with_grad(logits: torch.Tensor, target: torch.Tensor, output_activation: str,
                   overwrite: bool = False, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
-    """``bce`` from logits and its gradient ``(sigmoid(logits) - target) / n`` with respect to them (in the target's
-    float32 for lower-precision logits)."""
-    if logits.dtype != target.dtype:
-        logits = logits.to(target.dtype)
+    """``bce`` from logits and its gradient ``(sigmoid(logits) - target) / n`` with respect to them (the loss in the
+    target's float32 for lower-precision logits, the gradient written back into them)."""
+    low = logits if logits.dtype != target.dtype else None
+    if low is not None:
+        logits = torch.empty_like(target).copy_(logits)
     n = _count(logits, reduction)
     loss = (F.binary_cross_entropy_with_logits(logits, target) if reduction == "mean"
             else F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / n)
-    return loss, torch.sigmoid(logits).sub_(target).mul_(1.0 / n)
+    return loss, _lowered(torch.sigmoid(logits).sub_(target).mul_(1.0 / n), low, overwrite)
+
+
+def _lowered(grad: torch.Tensor, like: torch.Tensor | None, overwrite: bool) -> torch.Tensor:
+    """``grad`` in ``like``'s lower precision (written into ``like`` with ``overwrite``); None: ``grad`` as it is."""
+    if like is None:
+        return grad
+    return like.copy_(grad) if overwrite else grad.to(like.dtype)
 
 
 # losses whose gradient the fast path computes by hand ("mean" or "sum" reduction)

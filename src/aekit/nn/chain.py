@@ -64,6 +64,7 @@ class DenseLayer:
     # gradients; None: weight and bias are the parameters themselves
     master_weight: torch.Tensor | None = None
     master_bias: torch.Tensor | None = None
+    grad_scratch: torch.Tensor | None = None  # where the lower-precision weight gradient is computed
 
     def lowered(self, dtype: torch.dtype, shadows: dict[int, torch.Tensor]) -> DenseLayer:
         """This layer computing in ``dtype``: copies of its weight and bias (one per parameter, shared through
@@ -73,8 +74,10 @@ class DenseLayer:
                 shadows[id(p)] = p.detach().to(dtype)
             return shadows[id(p)]
 
-        return replace(self, weight=shadow(self.weight), bias=shadow(self.bias), module=None,
-                       master_weight=self.weight, master_bias=self.bias)
+        weight = shadow(self.weight)
+        scratch = shadows.setdefault(-id(self.weight), torch.empty_like(weight))  # one per weight, as the copy
+        return replace(self, weight=weight, bias=shadow(self.bias), module=None, master_weight=self.weight,
+                       master_bias=self.bias, grad_scratch=scratch)
 
     def __call__(self, h: torch.Tensor) -> torch.Tensor:
         """The layer's math under autograd: what the model computes (the hand-written executor computes the same
@@ -114,7 +117,7 @@ class DenseChain:
 
     def lowered(self, dtype: torch.dtype, shadows: dict[int, torch.Tensor] | None = None) -> DenseChain:
         """This chain computing in ``dtype`` (bf16-mixed: bfloat16 matrix multiplies and activations, the
-        gradients written into the float32 parameters); :func:`refresh` copies the parameters in again."""
+        gradients written into the float32 parameters); :func:`shadows` says what to copy in again after each update."""
         shadows = {} if shadows is None else shadows
         return replace(self, layers=[layer.lowered(dtype, shadows) for layer in self.layers])
 
@@ -151,7 +154,7 @@ class DenseChain:
                 # weight grad: grad.T @ h, (out, in); a transposed layer's weight is (in, out): h.T @ grad
                 a, b = (h.T, grad) if layer.transposed else (grad.T, h)
                 weight = layer.weight if layer.master_weight is None else layer.master_weight
-                _write_grad(weight, a, b, accumulate=id(weight) in written)
+                _write_grad(weight, a, b, accumulate=id(weight) in written, scratch=layer.grad_scratch)
                 written.add(id(weight))
                 bias = layer.bias if layer.master_bias is None else layer.master_bias
                 torch.sum(grad, 0, dtype=bias.dtype, out=_grad_buffer(bias))
@@ -171,30 +174,34 @@ def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
     return param.grad
 
 
-def _write_grad(param: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulate: bool) -> None:
+def _write_grad(param: torch.Tensor, a: torch.Tensor, b: torch.Tensor, accumulate: bool,
+                scratch: torch.Tensor | None = None) -> None:
     """``param.grad = a @ b`` (``+=`` with ``accumulate``), in place; ``a @ b`` in the operands' dtype when they are
-    of lower precision than the float32 parameter (then taken to float32)."""
+    of lower precision than the float32 parameter, then taken to float32. ``scratch``: the parameter's own
+    lower-precision buffer, which still holds its previous product when one accumulates (a tied weight's second
+    use): the sum is made there, by the matrix multiply, and copied over."""
     buffer = _grad_buffer(param)
     if a.dtype == buffer.dtype:
         if accumulate:
             buffer.addmm_(a, b)
         else:
             torch.mm(a, b, out=buffer)
-    elif accumulate:
-        buffer.add_(torch.mm(a, b))
+    elif scratch is None:
+        product = torch.mm(a, b)
+        buffer.add_(product) if accumulate else buffer.copy_(product)
     else:
-        buffer.copy_(torch.mm(a, b))
+        buffer.copy_(scratch.addmm_(a, b) if accumulate else torch.mm(a, b, out=scratch))
 
 
-def refresh(layers: Iterable[DenseLayer]) -> None:
-    """Copy the float32 parameters into a lower-precision chain's weights and biases (after each update)."""
-    done: set[int] = set()
-    with torch.no_grad():
-        for layer in layers:
-            for shadow, master in ((layer.weight, layer.master_weight), (layer.bias, layer.master_bias)):
-                if master is not None and id(shadow) not in done:
-                    shadow.copy_(master)
-                    done.add(id(shadow))
+def shadows(layers: Iterable[DenseLayer]) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """A lower-precision chain's weight and bias copies and the float32 parameters they copy, each once:
+    ``torch._foreach_copy_(*shadows(layers))`` refreshes the copies after an update, in one multi-tensor copy."""
+    pairs: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+    for layer in layers:
+        for shadow, master in ((layer.weight, layer.master_weight), (layer.bias, layer.master_bias)):
+            if master is not None:
+                pairs.setdefault(id(shadow), (shadow, master))
+    return [s for s, _ in pairs.values()], [m for _, m in pairs.values()]
 
 
 @dataclass
@@ -273,7 +280,7 @@ class VariationalChain:
         for head, g in ((self.mean, grad_mean), (self.logvar, grad_logvar)):
             weight = head.weight if head.master_weight is None else head.master_weight
             bias = head.bias if head.master_bias is None else head.master_bias
-            _write_grad(weight, g.T, h, accumulate=False)
+            _write_grad(weight, g.T, h, accumulate=False, scratch=head.grad_scratch)
             torch.sum(g, 0, dtype=bias.dtype, out=_grad_buffer(bias))
         grad_h = torch.addmm(grad_mean @ self.mean.weight, grad_logvar, self.logvar.weight)  # (batch, hidden)
         self.encoder.backward(p.encoder, grad_h)

@@ -26,7 +26,7 @@ import torch
 from ..losses.objective import Objective
 from ..losses.penalties import Contractive, KLSparsity, L1Codings
 from ..losses.reconstruction import LOSSES_WITH_GRAD
-from ..nn.chain import DenseChain, VariationalChain, refresh
+from ..nn.chain import DenseChain, VariationalChain, shadows
 from ..nn.layers import ACTIVATIONS
 from .distributed import unwrap, world
 from .optim import optimizer_step
@@ -176,11 +176,13 @@ class HandWrittenStep(ReconstructionStep):
         super().__init__(model, objective, optimizer, corrupt, cuda_graphs, precision)
         # bf16-mixed: the chain computes on bfloat16 copies of the weights, refreshed after every update
         self.chain = chain.lowered(precision.dtype) if precision.mixed else chain
+        self.shadows = shadows(self.chain.layers)
         self.loss_with_grad = LOSSES_WITH_GRAD[objective.reconstruction_name]
 
     def after_update(self) -> None:
-        if self.precision.mixed:
-            refresh(self.chain.layers)
+        if self.shadows[0]:  # the lower-precision copies take the updated parameters
+            with torch.no_grad():
+                torch._foreach_copy_(*self.shadows)
 
     def loss_and_backward(self, seen: torch.Tensor, targets: torch.Tensor
                           ) -> tuple[dict[str, torch.Tensor], Callable[[], None]]:
