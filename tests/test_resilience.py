@@ -15,6 +15,7 @@ import torch
 import aekit
 from aekit.io import checkpoint_dir
 from aekit.errors import TrainingError
+from aekit.training.precision import cpu_has_bf16
 
 # Runs the CLI, optionally sending a signal to itself inside batch KILL_AT (on the first torchrun attempt only,
 # and only on rank KILL_RANK when set): a real kill -9 / SIGTERM at a known step.
@@ -66,10 +67,13 @@ def launch(tmp_path):
 
 
 @pytest.mark.slow
-def test_kill_9_then_resume_is_bit_identical(launch, tmp_path):
+@pytest.mark.parametrize("precision", ["32-true", pytest.param("bf16-mixed", marks=pytest.mark.skipif(
+    not cpu_has_bf16(), reason="this CPU has no bfloat16 units"))])
+def test_kill_9_then_resume_is_bit_identical(launch, tmp_path, precision):
     full, crashed = tmp_path / "full", tmp_path / "crashed"
-    assert launch([*TRAIN, "--out", str(full)]).returncode == 0
-    killed = launch([*TRAIN, "--out", str(crashed)], KILL_AT=30, KILL_SIG=9)  # 23 batches per epoch: mid epoch 2
+    train = [*TRAIN, "--precision", precision]
+    assert launch([*train, "--out", str(full)]).returncode == 0
+    killed = launch([*train, "--out", str(crashed)], KILL_AT=30, KILL_SIG=9)  # 23 batches per epoch: mid epoch 2
     assert killed.returncode == -9
     state = aekit.load(crashed)
     assert state.n_epochs_ == 1 and int(state._train_state["position.step"]) == 4  # last checkpoint: batch 4 of epoch 2
