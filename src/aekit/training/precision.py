@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -64,10 +65,15 @@ class Precision:
         if self.name == "16-mixed" and device.type != "cuda":
             raise ConfigError("precision='16-mixed' is for CUDA GPUs (float16 with loss scaling); on the CPU use "
                               "'bf16-mixed' (CPUs with bfloat16 units) or '32-true'")
-        if self.name == "bf16-mixed" and device.type == "cpu" and not cpu_has_bf16() \
-                and os.environ.get("AEKIT_ALLOW_SLOW_BF16") != "1":
-            raise ConfigError("precision='bf16-mixed' needs a CPU with bfloat16 units (AVX512-BF16, AMX or Arm BF16); "
-                              "this one has none, so it would run several times slower than '32-true'; use "
+        if self.name != "bf16-mixed" or device.type != "cpu" or cpu_has_bf16():
+            return
+        if os.environ.get("AEKIT_ALLOW_SLOW_BF16") == "1":
+            warnings.warn("aekit: precision='bf16-mixed' on a CPU without bfloat16 units (AEKIT_ALLOW_SLOW_BF16=1): "
+                          "bfloat16 is emulated and runs several times slower than '32-true'", RuntimeWarning,
+                          stacklevel=3)
+        else:
+            raise ConfigError("precision='bf16-mixed' needs a CPU with bfloat16 units (AVX512-BF16, AMX or Arm "
+                              "BF16); this one has none, so it would run several times slower than '32-true'; use "
                               "precision='32-true' (or set AEKIT_ALLOW_SLOW_BF16=1 to run it anyway)")
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
