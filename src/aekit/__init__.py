@@ -20,7 +20,7 @@ _LAZY = {
     "load_file": "aekit.data",
     "available_models": "aekit.registry",
 }
-_ESTIMATORS = ("AdversarialAutoencoder", "Autoencoder", "GSN", "PretrainedClassifier", "SemanticHasher",
+_ESTIMATORS = ("AdversarialAutoencoder", "AnomalyDetector", "Autoencoder", "GSN", "PretrainedClassifier", "SemanticHasher",
                "VariationalAutoencoder")
 
 
@@ -28,7 +28,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     if name in ("data", "models", "estimators", "training", "losses", "nn", "viz", "evaluation", "hashing",
-                "experiments", "io", "registry", "runs", "params"):
+                "experiments", "io", "registry", "runs", "params", "detection"):
         return importlib.import_module(f"aekit.{name}")
     from .registry import ESTIMATORS
 

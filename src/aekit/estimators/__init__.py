@@ -1,5 +1,5 @@
 """scikit-learn estimators: the machinery every estimator shares (:mod:`.base`, the parts of :mod:`.parts`) and
-the task estimators built on any family (:mod:`.classifier`). Each family's own estimator lives in its model file
+the task estimators built on any family (:mod:`.classifier`, :mod:`.anomaly`). Each family's own estimator lives in its model file
 (:mod:`aekit.models`); all are found here by class name, e.g. ``aekit.estimators.VariationalAutoencoder``."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import Any
 
 from .base import AutoencoderEstimator, Sampling, TorchEstimator, load
 
-TASKS = ("classifier",)  # estimators of tasks (not families), one module each
+TASKS = ("classifier", "anomaly")  # estimators of tasks (not families), one module each
 
 
 def load_tasks() -> None:
