@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("aekit.commands.report:add_parser",
                "write an HTML report of a run (configuration, curves, metrics, figures), images embedded"),
     "hash": ("aekit.commands.hash:add_parser", "semantic hashing: train, index, query, evaluate"),
+    "detect": ("aekit.commands.detect:add_parser",
+               "anomaly detection: train a detector, score rows, evaluate against labels"),
     "classify": ("aekit.commands.classify:add_classify",
                  "train a classifier on a fraction of the labels, reusing the encoder of a run; report test accuracy"),
     "experiment": ("aekit.commands.classify:add_experiment", "reproducible experiments with a table and a plot"),

@@ -13,6 +13,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -69,12 +70,14 @@ def load_file(path: str | os.PathLike[str], *,
         raise DataError(f"Cannot read {path}: unknown file type {path.suffix!r}; use one of "
                         f"{', '.join(_READERS)} or a folder of images")
     try:
-        array, y, columns = reader(path)
+        array, y, columns = reader(path, label_column) if reader is _read_table else reader(path)
     except DataError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise _read_error(exc, path) from exc
-    if label_column is not None:
+    if reader is _read_table and y is not None:
+        pass  # the table's text label column, split off while reading
+    elif label_column is not None:
         if y is not None:
             raise DataError(f"{path} already holds labels; drop label_column")
         array, y = _split_column(array, label_column, columns, path)
@@ -127,7 +130,11 @@ def _read_npz(path: Path) -> _Raw:
         return archive[x_key], None if y_key is None else archive[y_key], None
 
 
-def _read_table(path: Path) -> _Raw:
+#: cells read as missing values (NaN) in a table: empty, and the usual spellings of "not available"
+MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
+
+
+def _read_table(path: Path, label_column: int | str | None = None) -> _Raw:
     # a value takes at least 2 characters ("0,"), and is parsed as float64 first
     check_bytes(4 * path.stat().st_size, f"{path} ({human(path.stat().st_size)} of text, parsed as numbers)")
     with open(path, encoding="utf-8-sig", newline="") as f:
@@ -143,9 +150,12 @@ def _read_table(path: Path) -> _Raw:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # "input contained no data": reported below
                 table = np.loadtxt(f, dtype=np.float64, delimiter=delimiter, comments=None, quotechar='"', ndmin=2)
-        except ValueError:
+        except ValueError:  # missing cells, or a text column (labels): the slower reading, cell by cell
             f.seek(0)
-            raise _bad_cell(f, path, delimiter, header) from None
+            lines = (line for line in f if line.strip())
+            if header is not None:
+                next(lines)
+            return _read_table_cells(lines, f, path, delimiter, header, label_column)
     if table.size == 0:
         raise DataError(f"{path} has a header row but no rows of numbers")
     if header is not None and len(header) != table.shape[1]:
@@ -153,7 +163,43 @@ def _read_table(path: Path) -> _Raw:
     return table, None, header
 
 
-_READERS: dict[str, Callable[[Path], _Raw]] = {
+def _read_table_cells(lines: Iterable[str], f: Any, path: Path, delimiter: str | None, header: list[str] | None,
+                      label_column: int | str | None) -> _Raw:
+    """A table with missing cells (:data:`MISSING_CELLS`, read as NaN) or a text label column (``label_column``,
+    split off here: labels may be words such as "benign"); any other cell that is not a number is an error."""
+    rows = [_split_row(line, delimiter) for line in lines]
+    width = len(header) if header else (len(rows[0]) if rows else 0)
+    if not rows or any(len(r) != width for r in rows):
+        f.seek(0)
+        raise _bad_cell(f, path, delimiter, header)
+    cells = np.char.strip(np.array(rows, dtype=str))
+    label = None
+    if label_column is not None:
+        label = int(np.arange(width)[_column_index(np.zeros((1, width)), label_column, header, path)])
+    table = np.empty(cells.shape, dtype=np.float64)
+    for j in range(width):
+        if j == label:
+            continue
+        column = cells[:, j]
+        missing = np.isin(np.char.lower(column), list(MISSING_CELLS))
+        try:
+            table[:, j] = np.where(missing, "nan", column).astype(np.float64)
+        except ValueError:
+            bad = next(i for i, c in enumerate(column) if not missing[i] and not _is_number(c))
+            name = f" ({header[j]!r})" if header else ""
+            raise DataError(f"{path}, row {bad + 1 + (header is not None)}, column {j + 1}{name}: {str(column[bad])!r} "
+                            "is not a number; tables must be numeric (remove or encode text columns; missing cells "
+                            f"may be empty or one of {', '.join(sorted(repr(m) for m in MISSING_CELLS if m))})"
+                            ) from None
+    if label is None:
+        return table, None, header
+    y = cells[:, label]
+    y_out = y.astype(np.float64) if all(map(_is_number, y)) else y
+    names = None if header is None else [n for k, n in enumerate(header) if k != label]
+    return np.delete(table, label, axis=1), y_out, names
+
+
+_READERS: dict[str, Callable[..., _Raw]] = {
     ".npy": _read_npy, ".npz": _read_npz, ".csv": _read_table, ".tsv": _read_table, ".txt": _read_table,
 }
 
@@ -205,6 +251,12 @@ def _bad_cell(lines: Iterable[str], path: Path, delimiter: str | None, header: l
 def _split_column(array: np.ndarray, label_column: int | str, columns: list[str] | None,
                   path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Split the label column off a 2-D table: (table without it, labels)."""
+    index = _column_index(array, label_column, columns, path)
+    return np.delete(array, index, axis=1), array[:, index]
+
+
+def _column_index(array: np.ndarray, label_column: int | str, columns: list[str] | None, path: Path) -> int:
+    """The index of ``label_column`` (a name in the header row, or an index, also given as text) in a table."""
     if array.ndim != 2:
         raise DataError(f"label_column needs a table, but {path} holds an array of shape {array.shape}")
     if isinstance(label_column, str) and columns is None and label_column.strip().lstrip("-").isdigit():
@@ -218,7 +270,7 @@ def _split_column(array: np.ndarray, label_column: int | str, columns: list[str]
         index = label_column
         if not -array.shape[1] <= index < array.shape[1]:
             raise DataError(f"label_column={index} is out of range: {path} has {array.shape[1]} columns")
-    return np.delete(array, index, axis=1), array[:, index]
+    return index
 
 
 def _as_labels(y: np.ndarray | None, n_samples: int, path: Path) -> np.ndarray | None:

@@ -268,6 +268,50 @@ def _buckets(est: Any, X: np.ndarray, image_shape: Any) -> Section | None:
         fig, f"Eight buckets of training images that share a hash (among {len(X):,}), up to eight images each."))
 
 
+def _anomaly_sections(est: Any, X_test: np.ndarray, truth: np.ndarray | None, image_shape: Any,
+                      value_range: tuple[float, float], split: str) -> list[Section]:
+    """An anomaly detector's sections: its scores against the threshold (and the labels, when known), the ROC,
+    and the most abnormal test rows explained (images: input, reconstruction, error map; tables: the features
+    that contribute most)."""
+    from ..detection.figures import plot_contributions, plot_most_abnormal, plot_roc, plot_score_histogram
+    from ..detection.metrics import evaluate_scores
+
+    scores = est.anomaly_score(X_test)
+    rows: dict[str, Any] = {"score": est.score_, "scorer": type(est.scorer_).__name__,
+                            "contamination": est.contamination, "threshold": est.threshold_,
+                            "training rows flagged": f"{np.mean(est.decision_scores_ > est.threshold_):.1%}",
+                            f"test rows flagged ({split}, {len(X_test):,} rows)": f"{np.mean(scores > est.threshold_):.1%}"}
+    caption = ("Anomaly scores of the test rows, the training rows' outlined; the dashed line is the threshold set "
+               "by the contamination on the training rows")
+    if truth is not None:
+        result = evaluate_scores(truth, scores, est.threshold_)
+        rows.update({"anomalies among the test rows": result["n_anomalies"], "ROC-AUC": result["roc_auc"],
+                     "average precision": result["average_precision"],
+                     f"precision@{result['n']}": result["precision_at_n"], "precision at the threshold":
+                     result["precision"], "recall at the threshold": result["recall"], "F1": result["f1"]})
+        caption += "; normal rows blue, anomalies red"
+    body = _table(rows) + figure_html(plot_score_histogram(scores, est.threshold_, truth,
+                                                            train_scores=est.decision_scores_), caption + ".")
+    out = [Section("anomaly-scores", "Anomaly scores and the threshold", body)]
+    if truth is not None and 0 < int(np.sum(truth)) < len(truth):
+        out.append(Section("roc", "ROC curve", figure_html(
+            plot_roc(truth, scores), "True against false positive rate as the threshold sweeps the test scores.")))
+    top = np.argsort(-scores, kind="stable")[:8]
+    contributions = est.explain(X_test[top])
+    labels = None if truth is None else ["anomaly" if truth[i] else "normal" for i in top]
+    if image_shape is not None:
+        fig = plot_most_abnormal(X_test[top], est.reconstruct(X_test[top]), contributions, scores[top], image_shape,
+                                 value_range=value_range, labels=labels)
+        text = ("The 8 most abnormal test rows: the input, the scorer's reconstruction and each pixel's squared "
+                "error (its contribution to the score, explain()), brightest where the reconstruction fails.")
+    else:
+        fig = plot_contributions(contributions, scores[top])
+        text = ("The 8 most abnormal test rows: the features that contribute most to each row's score (explain(): "
+                "squared reconstruction error per standardized column).")
+    out.append(Section("most-abnormal", "Most abnormal rows, explained", figure_html(fig, text)))
+    return out
+
+
 # -- the report ------------------------------------------------------------------------------------------------
 def build_report(
     est: Any,
@@ -280,6 +324,7 @@ def build_report(
     data_name: str = "data",
     split: str = "test split",
     title: str | None = None,
+    anomalies: np.ndarray | None = None,
 ) -> str:
     """The HTML report of a fitted estimator, as one string.
 
@@ -301,6 +346,9 @@ def build_report(
     data_name, split : str
         How the data is named in the report.
     title : str, optional
+    anomalies : numpy.ndarray, optional
+        For an anomaly detector: which test rows are anomalies (1) and which normal (0), for the ROC and the
+        metrics.
 
     Returns
     -------
@@ -313,6 +361,10 @@ def build_report(
     lo, hi = float(X_train.min()), float(X_train.max())
     value_range = (lo, hi if hi > lo else lo + 1.0)  # the data's range: images drawn, ascent kept, in it
     candidates = X_train[:MAX_CANDIDATES]
+    if hasattr(est, "decision_scores_"):  # an anomaly detector: its scores, then its scorer's training
+        sections = [_configuration(est, data_name, shape), _curves(est),
+                    *_anomaly_sections(est, X_test, anomalies, shape, value_range, split)]
+        return _page(sections, title or f"aekit report: {type(est).__name__} on {data_name}")
     builders: list[Callable[[], Section | None]] = [
         lambda: _configuration(est, data_name, shape),
         lambda: _curves(est),
@@ -329,7 +381,10 @@ def build_report(
         ]
         builders += [lambda: _samples(est, shape, value_range), lambda: _buckets(est, candidates, shape)]
     sections = [s for s in (build() for build in builders) if s is not None]
-    title = title or f"aekit report: {type(est).__name__} on {data_name}"
+    return _page(sections, title or f"aekit report: {type(est).__name__} on {data_name}")
+
+
+def _page(sections: Sequence[Section], title: str) -> str:
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     toc = "".join(f'<li><a href="#{s.id}">{html.escape(s.title)}</a></li>' for s in sections)
     body = "".join(f'<section id="{s.id}"><h2>{html.escape(s.title)}</h2>{s.body}</section>' for s in sections)
@@ -376,8 +431,13 @@ def write_report(
     spec = data_spec(dataset, None if data is None else str(data), label_column, notes)
     X_train, X_test, data_shape, _, y_test, name, split = load_split(spec)
     image_shape = notes.get("image_shape") or data_shape or getattr(est, "image_shape", None)
+    anomalies = None
+    normal = (notes.get("detect") or {}).get("normal_class")
+    if normal and y_test is not None:  # a one-class run: the other classes are the anomalies
+        anomalies = (~np.isin(np.asarray(y_test).astype(str), [str(c) for c in normal])).astype(int)
     page = build_report(est, X_train, X_test, y_test, image_shape=image_shape, notes=notes, data_name=name,
-                        split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})")
+                        split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})",
+                        anomalies=anomalies)
     path = check_output(out) if out is not None else run / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path.parent, path.name, page.encode("utf-8"))
