@@ -117,8 +117,12 @@ def cmd_train(args: argparse.Namespace) -> None:
                 if truth.any() and not truth.all():
                     metrics["test"] = evaluate_scores(truth.astype(int), test_scores, det.threshold_)
             det.save(run)
+            from ..data.files import table_columns
+
+            columns = table_columns(spec["file"], spec.get("label_column")) if "file" in spec else None
             notes = {"data": spec, "image_shape": None if image_shape is None else list(image_shape),
-                     "detect": {"normal_class": list(normal) if normal else None}, "metrics": metrics}
+                     "detect": {"normal_class": list(normal) if normal else None, "columns": columns},
+                     "metrics": metrics}
             write_notes(run, notes)
         except BaseException:
             if not has_checkpoint(run) or not existed:

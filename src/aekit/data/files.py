@@ -130,6 +130,24 @@ def _read_npz(path: Path) -> _Raw:
         return archive[x_key], None if y_key is None else archive[y_key], None
 
 
+def table_columns(path: str | os.PathLike, label_column: int | str | None = None) -> list[str] | None:
+    """The column names in the header row of a table file (the label column left out), or None (no header, or
+    not a table)."""
+    path = Path(path)
+    if path.suffix.lower() not in (".csv", ".tsv", ".txt") or not path.is_file():
+        return None
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        first = next((line for line in f if line.strip()), "")
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else next((d for d in ",\t;" if d in first), None)
+    cells = [c.strip() for c in _split_row(first, delimiter)]
+    if not cells or all(map(_is_number, cells)):
+        return None
+    if label_column is not None:
+        index = _column_index(np.zeros((1, len(cells))), label_column, cells, path)
+        cells = [c for k, c in enumerate(cells) if k != index % len(cells)]
+    return cells
+
+
 #: cells read as missing values (NaN) in a table: empty, and the usual spellings of "not available"
 MISSING_CELLS = frozenset({"", "na", "n/a", "nan", "null", "none", "?", "-"})
 

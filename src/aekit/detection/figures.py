@@ -108,6 +108,7 @@ def plot_contributions(contributions: np.ndarray, scores: np.ndarray, feature_na
         ax.set_yticks(range(top)[::-1], [names[j] for j in order], fontsize=7)
         ax.tick_params(axis="x", labelsize=7)
         ax.set_title(f"row score {scores[i]:.3g}", fontsize=8)
+        ax.set_xlabel("contribution (explain)", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

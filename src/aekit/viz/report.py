@@ -269,7 +269,8 @@ def _buckets(est: Any, X: np.ndarray, image_shape: Any) -> Section | None:
 
 
 def _anomaly_sections(est: Any, X_test: np.ndarray, truth: np.ndarray | None, image_shape: Any,
-                      value_range: tuple[float, float], split: str) -> list[Section]:
+                      value_range: tuple[float, float], split: str,
+                      feature_names: Sequence[str] | None = None) -> list[Section]:
     """An anomaly detector's sections: its scores against the threshold (and the labels, when known), the ROC,
     and the most abnormal test rows explained (images: input, reconstruction, error map; tables: the features
     that contribute most)."""
@@ -305,7 +306,8 @@ def _anomaly_sections(est: Any, X_test: np.ndarray, truth: np.ndarray | None, im
         text = ("The 8 most abnormal test rows: the input, the scorer's reconstruction and each pixel's squared "
                 "error (its contribution to the score, explain()), brightest where the reconstruction fails.")
     else:
-        fig = plot_contributions(contributions, scores[top])
+        names = feature_names if feature_names is not None and len(feature_names) == X_test.shape[1] else None
+        fig = plot_contributions(contributions, scores[top], names)
         text = ("The 8 most abnormal test rows: the features that contribute most to each row's score (explain(): "
                 "squared reconstruction error per standardized column).")
     out.append(Section("most-abnormal", "Most abnormal rows, explained", figure_html(fig, text)))
@@ -363,7 +365,8 @@ def build_report(
     candidates = X_train[:MAX_CANDIDATES]
     if hasattr(est, "decision_scores_"):  # an anomaly detector: its scores, then its scorer's training
         sections = [_configuration(est, data_name, shape), _curves(est),
-                    *_anomaly_sections(est, X_test, anomalies, shape, value_range, split)]
+                    *_anomaly_sections(est, X_test, anomalies, shape, value_range, split,
+                                       (notes.get("detect") or {}).get("columns"))]
         return _page(sections, title or f"aekit report: {type(est).__name__} on {data_name}")
     builders: list[Callable[[], Section | None]] = [
         lambda: _configuration(est, data_name, shape),
