@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import aekit
 from aekit.data import available_datasets, load_dataset, load_file, read_idx, register_dataset
 from aekit.data import datasets
 from aekit.errors import DataError
@@ -364,7 +365,7 @@ def test_tables_without_header(tmp_path, name, text):
 
 @pytest.mark.parametrize("text, message", [
     ("a,b\n1,2\n3,x\n", "row 3, column 2 \\('b'\\): 'x' is not a number"),
-    ("1,2\n3,\n", "row 2, column 2: '' is not a number"),
+    ("1,2\n3,-x\n", "row 2, column 2: '-x' is not a number"),
     ("1,2\n3,4,5\n", "row 2 has 3 columns, but the rows above have 2"),
     ("", "is empty"),
     ("a,b\n", "no rows of numbers"),
@@ -373,6 +374,20 @@ def test_csv_errors(tmp_path, text, message):
     (tmp_path / "bad.csv").write_text(text)
     with pytest.raises(DataError, match=message):
         load_file(tmp_path / "bad.csv")
+
+
+def test_missing_cells_read_as_nan_and_estimators_say_so(tmp_path):
+    """Tables as users have them: empty, NA, ? cells are missing values (NaN), a label column may hold words;
+    what trains on them then refuses the NaN rows by name (the anomaly detector can impute them)."""
+    (tmp_path / "t.csv").write_text("a,b,c,kind\n1,2,3,ok\n4,,6,odd\nNA,8,?,ok\n10,11,12,ok\n")
+    X, y, _ = load_file(tmp_path / "t.csv", label_column="kind")
+    assert np.isnan(X).sum() == 3 and np.isnan(X[1, 1]) and np.isnan(X[2, 0]) and np.isnan(X[2, 2])
+    assert y.tolist() == ["ok", "odd", "ok", "ok"]
+    with pytest.raises(ValueError, match="NaN"):  # scikit-learn's message: "Input X contains NaN"
+        aekit.Autoencoder(epochs=1).fit(X)
+    with pytest.raises(DataError, match=r"NaN .*\(row 1, 2\).*missing='impute'"):
+        aekit.AnomalyDetector(epochs=1).fit(X)
+    assert np.isfinite(aekit.AnomalyDetector(missing="impute", epochs=1).fit(X).score_samples(X)).all()
 
 
 def save_image(path: Path, array: np.ndarray) -> None:
