@@ -304,11 +304,14 @@ def test_detect_refusals_leave_the_run_folder_as_it_was(table, tmp_path, capsys)
          "--overwrite", "--quiet"],  # a VAE flag with the default ae scorer
         ["detect", "evaluate", str(run), "--labels", str(table)],  # not one column of labels
         ["detect", "score", str(run), "--out", str(tmp_path / "s.parquet")],
+        ["evaluate", str(run)],  # commands for autoencoders name the detector's own
+        ["encode", str(run), "--out", str(tmp_path / "c.npy")],
+        ["reconstruct", str(run), "--out", str(tmp_path / "r.npy")],
     ]
     for argv in cases:
         assert main(argv) == 2, argv
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("aekit detect: error:"), (argv, err)
+        assert len(err) == 1 and err[0].startswith(f"aekit {argv[0]}: error:"), (argv, err)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     fresh = tmp_path / "fresh"
     assert main(["detect", "train", "--data", str(table), "--label-column", "kind", "--normal-class", "nope",

@@ -46,10 +46,26 @@ def emit(args: argparse.Namespace, text: str, payload: dict[str, Any]) -> None:
         print(json.dumps(payload))
 
 
-def load_run(run: str | Path, device: str | None):
+#: the command for each kind of run, named when a command is given a run it cannot use
+_COMMAND_FOR = {"AnomalyDetector": "aekit detect score|evaluate", "PretrainedClassifier": "aekit classify",
+                "SemanticHasher": "aekit hash"}
+
+
+def load_run(run: str | Path, device: str | None, needs: tuple[str, ...] = (), command: str = "this command"):
+    """The estimator in the run folder ``run``; ``needs``: the methods ``command`` calls on it, refused with a
+    clear error (naming the command that fits the run) when it lacks one."""
+    from ..errors import ConfigError
     from ..estimators.base import load
 
-    return load(run, device=device)
+    est = load(run, device=device)
+    missing = [m for m in needs if not callable(getattr(est, m, None))]
+    if missing:
+        name = type(est).__name__
+        fits = _COMMAND_FOR.get(name)
+        article = "an" if name[0] in "AEIOU" else "a"
+        raise ConfigError(f"{run} holds {article} {name}, which {command} cannot use (it has no {missing[0]})"
+                          + (f"; use {fits}" if fits else ""))
+    return est
 
 
 def norm(value: Any) -> Any:

@@ -34,7 +34,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    est = load_run(args.run, args.device)
+    est = load_run(args.run, args.device, needs=("score", "transform"), command="aekit evaluate")
     split = load_split(run_spec(args, args.run))
     test_mse = -est.score(split.X_test)
     lines, payload = [f"test reconstruction MSE: {test_mse:.6f}"], {"test_mse": test_mse}

@@ -95,7 +95,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_index(args: argparse.Namespace) -> None:
     from ..hashing import bucket_stats
 
-    est = load_run(args.run, args.device)
+    est = load_run(args.run, args.device, needs=("hash",), command="aekit hash")
     notes = read_notes(args.run)
     spec = spec_of(args, notes)
     X = _split(spec, args.split)
@@ -113,7 +113,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_query(args: argparse.Namespace) -> None:
     if (args.radius is None) == (args.k is None):
         raise UsageError("give exactly one of --radius R or --k K")
-    est = load_run(args.run, args.device)
+    est = load_run(args.run, args.device, needs=("hash",), command="aekit hash")
     if len(est.index_) == 0:
         raise UsageError(f"{args.run} has no index yet: run `aekit hash index {args.run}` first")
     spec = run_spec(args, args.run)
@@ -147,7 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     unknown = set(args.baselines) - set(BASELINES)
     if unknown:
         raise UsageError(f"unknown baseline(s) {', '.join(sorted(unknown))}; choose from {', '.join(BASELINES)}")
-    est = load_run(args.run, args.device)
+    est = load_run(args.run, args.device, needs=("hash",), command="aekit hash")
     notes = read_notes(args.run)
     spec = spec_of(args, notes)
     X_db, y_db, X_q, y_q, image_shape = _labelled(spec)

@@ -27,7 +27,8 @@ def add_reconstruct(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, method: str) -> None:
     check_output(args.out)  # before any work: never over a run folder's own files
-    est = load_run(args.run, args.device)
+    est = load_run(args.run, args.device, needs=("transform", method),
+                   command="aekit encode" if method == "transform" else "aekit reconstruct")
     split = load_split(run_spec(args, args.run))
     X = split.X_test if args.split == "test" else split.X_train
     out = getattr(est, method)(X)
