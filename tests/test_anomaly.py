@@ -72,8 +72,11 @@ def test_predict_proba_and_confidence_follow_pyod(fitted):
     scores = det.anomaly_score(X)
     order = np.argsort(scores)
     assert (np.diff(proba[order, 1]) >= 0).all()  # monotone in the score
-    unify = det.predict_proba(X, method="unify")
-    assert (np.diff(unify[order, 1]) >= -1e-12).all() and unify.min() >= 0 and unify.max() <= 1
+    for method in ("unify", "linear"):
+        other = det.predict_proba(X, method=method)
+        assert (np.diff(other[order, 1]) >= -1e-12).all() and other.min() >= 0 and other.max() <= 1
+    lo, hi = det.decision_scores_.min(), det.decision_scores_.max()
+    np.testing.assert_allclose(det.predict_proba(X, method="linear")[:, 1], np.clip((scores - lo) / (hi - lo), 0, 1))
     with pytest.raises(ConfigError, match="method"):
         det.predict_proba(X, method="softmax")
     # ExCeeD as PyOD computes it, written out here

@@ -5,6 +5,8 @@ Both are measured against the training rows' scores (``decision_scores_``, highe
 - :func:`rank_probability` (``predict_proba(method="rank")``, the default): the share of training rows scored at
   most as high, ``(1 + #{train <= s}) / (2 + n)``: distribution-free, and 0.9 means "more abnormal than 90% of
   the training rows" whatever the score's units;
+- :func:`linear_probability` (``method="linear"``, PyOD's default): the score min-max scaled over the training
+  scores, clipped to [0, 1];
 - :func:`unify_probability` (``method="unify"``, Kriegel et al. 2011, PyOD's ``"unify"``): a Gaussian fitted to
   the training scores, ``max(0, erf((s - mean) / (std * sqrt 2)))``;
 - :func:`exceed_confidence`: ExCeeD (Perini et al. 2020), PyOD's ``predict_confidence``: the probability that a
@@ -25,6 +27,11 @@ def _counts(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
 
 def rank_probability(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return (1.0 + _counts(train_scores, scores)) / (2.0 + len(train_scores))
+
+
+def linear_probability(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    lo, hi = float(np.min(train_scores)), float(np.max(train_scores))
+    return np.clip((scores - lo) / ((hi - lo) or 1.0), 0.0, 1.0)
 
 
 def unify_probability(train_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:

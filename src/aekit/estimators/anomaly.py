@@ -305,12 +305,14 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         """(n, 2): the probability of each row being an inlier, then an outlier (PyOD's column order).
 
         ``method="rank"``: the share of training rows scored no higher, ``(1 + #{train <= s}) / (2 + n)``: 0.95
-        means "more abnormal than 95% of the training rows"; ``"unify"``: a Gaussian fitted to the training scores
-        (Kriegel et al. 2011, PyOD's ``unify``). Neither is a calibrated probability of being an anomaly without
+        means "more abnormal than 95% of the training rows"; ``"linear"``: the score min-max scaled over the
+        training scores (PyOD's default); ``"unify"``: a Gaussian fitted to the training scores (Kriegel et al. 2011,
+        PyOD's ``unify``). Neither is a calibrated probability of being an anomaly without
         labels; both are monotone in the score (see :mod:`aekit.detection.calibration`).
         """
         check_is_fitted(self, "scorer_")
-        methods = {"rank": calibration.rank_probability, "unify": calibration.unify_probability}
+        methods = {"rank": calibration.rank_probability, "linear": calibration.linear_probability,
+                   "unify": calibration.unify_probability}
         if method not in methods:
             raise ConfigError(f"method must be one of {', '.join(methods)}, got {method!r}")
         outlier = methods[method](self.decision_scores_, self.anomaly_score(X))
