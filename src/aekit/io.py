@@ -48,7 +48,8 @@ FORMAT_VERSION = 1
 _CHECKPOINT = re.compile(r"checkpoint-(\d{8})")
 _PREFIX = "checkpoint-"
 #: the names in a run folder that aekit manages: outputs may not replace them
-MANAGED = frozenset({POINTER_FILE, LOCK_FILE, *CHECKPOINT_FILES, "run.json"})
+METRICS_FILE = "metrics.csv"  # one row per epoch, rewritten from the history at every save (aekit.runs)
+MANAGED = frozenset({POINTER_FILE, LOCK_FILE, *CHECKPOINT_FILES, "run.json", METRICS_FILE})
 # what killed writers leave in a run folder: a half-written checkpoint folder, or the temp file of a managed file
 _TEMP = re.compile(r"^\.(checkpoint-\d{8}\.tmp-\d+|(" + "|".join(map(re.escape, sorted(MANAGED)))
                    + r")\.[a-z0-9_]{8}\.tmp)$")

@@ -8,7 +8,8 @@ it never imports either.
 - :func:`load_split`: the train and test rows (and labels) a spec names;
 - :func:`read_notes` / :func:`write_notes`: ``run.json``, written atomically;
 - :func:`position_text`: where a checkpoint stands, in words, for resume messages;
-- :func:`save_npy`: an output array, written atomically.
+- :func:`save_npy`: an output array, written atomically;
+- :func:`write_metrics` / :func:`read_metrics`: ``metrics.csv``, one row per epoch.
 """
 
 from __future__ import annotations
@@ -186,6 +187,49 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     np.save(buf, array, allow_pickle=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buf.getvalue())
+
+
+def metrics_csv(history: list[dict[str, Any]]) -> bytes:
+    """The history as CSV: one row per epoch, one column per key any record has (in first-seen order)."""
+    columns = list(dict.fromkeys(k for record in history for k in record))
+    lines = [",".join(columns)]
+    for record in history:
+        lines.append(",".join("" if record.get(c) is None else (repr(record[c]) if isinstance(record[c], float)
+                                                                  else str(record[c])) for c in columns))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def write_metrics(run: str | os.PathLike, history: list[dict[str, Any]]) -> None:
+    """``metrics.csv`` in the run folder (atomically), from the history that the checkpoint holds: the two never
+    disagree about the epochs done. Written at every save, so every run folder has it."""
+    from .io import METRICS_FILE
+
+    write_file(run, METRICS_FILE, metrics_csv(history))
+
+
+def read_metrics(run: str | os.PathLike) -> list[dict[str, Any]]:
+    """``metrics.csv`` back as records (numbers as floats), [] when there is none."""
+    from .io import METRICS_FILE
+
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines()
+    if not lines:
+        return []
+    columns = lines[0].split(",")
+    records = []
+    for line in lines[1:]:
+        record: dict[str, Any] = {}
+        for key, cell in zip(columns, line.split(",")):
+            if cell == "":
+                continue
+            try:
+                record[key] = float(cell)
+            except ValueError:
+                record[key] = cell
+        records.append(record)
+    return records
 
 
 def figure_bytes(fig: Any, dpi: int = 100) -> bytes:

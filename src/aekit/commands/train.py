@@ -26,8 +26,8 @@ from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, add_rows_arg, emit, load_run, norm, spec_of
 
 # settings that may change when a run is continued; any other difference means a different run
-MAY_CHANGE = ("epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every", "n_jobs",
-              "precision")
+MAY_CHANGE = ("epochs", "max_epochs", "device", "early_stopping", "validation_fraction", "patience", "checkpoint_every",
+              "n_jobs", "precision")
 FROM_DATA = ("image_shape",)  # taken from the data unless given: compared only when given
 
 
@@ -48,6 +48,9 @@ def add_parser(p: argparse.ArgumentParser) -> None:
                                                    "that holds a checkpoint also resumes)")
     p.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     p.add_argument("--report", action="store_true", help="write RUN/report.html at the end (aekit report)")
+    p.add_argument("--tensorboard", metavar="LOGDIR", help="also log every epoch's metrics for TensorBoard there "
+                                                          "(needs tensorboard; default: none; RUN/metrics.csv is "
+                                                          "always written)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common(p, device=False)  # --device is a training parameter, declared with the others
     p.set_defaults(func=run)
@@ -142,6 +145,10 @@ def run(args: argparse.Namespace) -> None:
         extra: dict[str, Any] = ({"image_shape": image_shape} if "image_shape" in cls._get_param_names()
                                  and "image_shape" not in wanted else {})
         est = cls(**wanted, **extra, checkpoint_dir=str(run_dir), verbose=verbose)
+    if args.tensorboard:
+        from ..callbacks import TensorBoardLogger
+
+        est.set_params(callbacks=[TensorBoardLogger(args.tensorboard)])
     est.check_fit(X_train)  # everything fit would refuse, before anything is written
     if not np.isfinite(X_test).all():
         raise DataError(f"the test rows of {spec.get('dataset') or Path(spec['file']).name} hold NaN or infinite "

@@ -377,7 +377,11 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         state.update({f"score.{k}": v for k, v in self.fitted_score_.tensors.items()})
         state["decision_scores"] = torch.from_numpy(self.decision_scores_)
         state["training_rows"] = torch.from_numpy(self.training_rows_.astype(np.uint8))
-        return save_checkpoint(path, config, self.scorer_.model_.state_dict(), state, {}, self.scorer_.history_)
+        from ..runs import write_metrics
+
+        out = save_checkpoint(path, config, self.scorer_.model_.state_dict(), state, {}, self.scorer_.history_)
+        write_metrics(out, self.scorer_.history_)
+        return out
 
     @classmethod
     def _from_checkpoint(cls, ckpt: Checkpoint, device: str | None = None) -> AnomalyDetector:

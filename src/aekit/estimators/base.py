@@ -33,6 +33,8 @@ from ..models.base import AEOutput, AutoencoderModule, build_model, check_model_
 from ..params import Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS
 from ..training import EarlyStopping, EpochCallback, make_optimizer, map_batches, reconstruction_step, train
+from ..training.callbacks import UserCallbacks
+from ..training.schedules import Convergence, LearningRateSchedule, parse_schedule
 from ..training import threads
 from ..nn.chain import up
 from ..training.cost import NOTICE_RATIO, notice, relative_cost
@@ -44,6 +46,7 @@ from .parts import Part, Training, output_activation
 
 
 MIN_ROWS = 8  # inference on the CPU runs on at least this many rows (padded): see TorchEstimator._map
+BEST = "best."  # training-state tensors holding early stopping's best weights
 
 
 def _jsonable(value: Any) -> Any:
@@ -165,7 +168,8 @@ class TorchEstimator(BaseEstimator):
         (``regularized`` get L2), the reconstruction ``loss`` plus the parts' penalties (``coding_layer``: the
         module's codings are the model's), the parts' input corruption; the fastest executor that accepts it."""
         params = list(params)
-        optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2)
+        optimizer = make_optimizer(self.optimizer, params, regularized, learning_rate, self.l2,
+                                   clip_grad_norm=self.clip_grad_norm)
         objective = self._objective(loss, coding_layer)
         return reconstruction_step(distributed(module, params), objective, optimizer, corrupt=self._corruption(),
                                    precision=self._precision())
@@ -302,7 +306,8 @@ class TorchEstimator(BaseEstimator):
         return X[train_rows], None if Y is None else Y[train_rows], X[val], None if Y is None else Y[val]
 
     def _end_to_end_epochs(self) -> int:
-        return next((e for e in (part.end_to_end_epochs(self) for part in self.parts) if e is not None), self.epochs)
+        epochs = self.max_epochs if self.epochs == "auto" else self.epochs
+        return next((e for e in (part.end_to_end_epochs(self) for part in self.parts) if e is not None), epochs)
 
     def _record_extra(self) -> dict[str, Any] | None:
         return next((r for r in (part.record_extra(self) for part in self.parts) if r is not None), None)
@@ -352,11 +357,25 @@ class TorchEstimator(BaseEstimator):
             self._notice_slow_step(step, X_t, Y_t)
             if position is not None:
                 resume_optimizer(step.optimizer)
-            callbacks = []
+            total = self._end_to_end_epochs()
+            # the loop's callbacks, in order: those that change the record or their own state first, then the
+            # checkpoint (so it holds what they decided), then the user's (after: they change nothing saved)
+            callbacks: list = []
+            schedule = parse_schedule(self.lr_schedule)
+            scheduler = None
+            if schedule.kind != "constant":
+                scheduler = LearningRateSchedule(schedule, getattr(step, "optimizers", [step.optimizer]), total)
+                callbacks.append(scheduler)
+            convergence = None
+            if self.epochs == "auto" and total == self.max_epochs:
+                convergence = Convergence(self.tol, self.n_iter_no_change, self.max_epochs)
+                callbacks.append(convergence)
             stopper = None
             if X_v is not None:
                 stopper = EarlyStopping(model, patience=self.patience)
+                stopper.resume(self.history_, {k[len(BEST):]: v for k, v in state.items() if k.startswith(BEST)})
                 callbacks.append(stopper)
+            self._stopper = stopper
 
             def on_checkpoint(position: Position) -> None:
                 checkpoint(step, position)
@@ -366,15 +385,36 @@ class TorchEstimator(BaseEstimator):
                 self.n_epochs_ = record["epoch"]
                 on_checkpoint(Position(record["epoch"], 0, generator.get_state()))
 
-            callbacks.insert(0, EpochCallback(on_epoch))
-            train(step, X_t, Y_t, epochs=self._end_to_end_epochs(), batch_size=self.batch_size, generator=generator,
-                  X_val=X_v, Y_val=Y_v, history=self.history_, start=start, callbacks=callbacks,
-                  checkpoint_every=self.checkpoint_every, on_checkpoint=on_checkpoint,
-                  stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
-                  record_extra=self._record_extra())
-            if stopper is not None:
+            callbacks.append(EpochCallback(on_epoch))
+            users = UserCallbacks(self, self.callbacks)
+            callbacks.append(users)
+            users.begin()
+            try:
+                train(step, X_t, Y_t, epochs=total, batch_size=self.batch_size, generator=generator,
+                      X_val=X_v, Y_val=Y_v, history=self.history_, start=start, callbacks=callbacks,
+                      checkpoint_every=self.checkpoint_every, on_checkpoint=on_checkpoint,
+                      stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
+                      record_extra=self._record_extra())
+            finally:
+                if scheduler is not None:
+                    scheduler.restore()
+                self._stopper = None
+            self.stopped_ = self._stopped_text(convergence, stopper, total)
+            if stopper is not None and self.restore_best_weights:
                 stopper.restore()
+            users.end()
         model.eval()
+
+    def _stopped_text(self, convergence, stopper, total: int) -> str:
+        """Why training ended, in words (``stopped_``)."""
+        if convergence is not None and convergence.reason:
+            return convergence.reason
+        if stopper is not None and stopper.wait >= stopper.patience:
+            kept = (f"weights of epoch {stopper.best_epoch} restored" if self.restore_best_weights
+                    else "last weights kept")
+            return (f"early stopping: val_loss did not improve for {stopper.patience} epochs (stopped after epoch "
+                    f"{self.n_epochs_}; {kept})")
+        return f"all {total} epochs ran"
 
     def _notice_slow_step(self, step, X: torch.Tensor, Y: torch.Tensor | None) -> None:
         """Say once if this configuration's step costs more than ``NOTICE_RATIO`` times the plain model's (a
@@ -421,6 +461,9 @@ class TorchEstimator(BaseEstimator):
         tensors["position.phase"] = torch.tensor(position.phase)
         for name, value in position.totals.items():
             tensors[f"position.totals.{name}"] = torch.tensor(value, dtype=torch.float64)
+        stopper = getattr(self, "_stopper", None)
+        if stopper is not None and stopper.best_state is not None:  # early stopping's best weights, for resume
+            tensors.update({BEST + k: v for k, v in stopper.best_state.items()})
         self._train_state, self._state_meta = tensors, {"param_groups": groups}
 
     # -- persistence -------------------------------------------------------------------------------------------
@@ -429,7 +472,8 @@ class TorchEstimator(BaseEstimator):
         return {
             "aekit_version": __version__,
             "estimator": type(self).__name__,
-            "params": {k: _jsonable(v) for k, v in self.get_params(deep=False).items()},
+            "params": {k: None if k == "callbacks" else _jsonable(v)  # code, not settings: never saved
+                       for k, v in self.get_params(deep=False).items()},
             "model": {"name": self.model_.registry_name, "config": self.model_.config},
             "fitted": {"n_features_in_": int(self.n_features_in_), "n_epochs_": int(self.n_epochs_),
                        "seed_": int(self.seed_), **({"loss_": self.loss_} if hasattr(self, "loss_") else {})},
@@ -441,9 +485,14 @@ class TorchEstimator(BaseEstimator):
         return self._train_state
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the fitted estimator to a checkpoint folder (safetensors + JSON, atomic, no pickle)."""
-        return save_checkpoint(path, self._config(), self.model_.state_dict(), self._checkpoint_state(),
-                               self._state_meta, self.history_)
+        """Write the fitted estimator to a checkpoint folder (safetensors + JSON, atomic, no pickle), and its
+        history as ``metrics.csv`` beside it."""
+        from ..runs import write_metrics
+
+        out = save_checkpoint(path, self._config(), self.model_.state_dict(), self._checkpoint_state(),
+                              self._state_meta, self.history_)
+        write_metrics(out, self.history_)
+        return out
 
     @classmethod
     def _from_checkpoint(cls, ckpt: Checkpoint, device: str | None = None) -> TorchEstimator:

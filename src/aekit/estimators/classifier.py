@@ -245,7 +245,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
     def _make_step(self, model: EncoderClassifier) -> ClassificationStep:
         trainee = ModelSuffix(model, self.n_frozen_)  # the layers above the frozen block
         params = list(trainee.parameters())
-        optimizer = make_optimizer(self.optimizer, params, trainee.regularized_weights(), self.learning_rate, self.l2)
+        optimizer = make_optimizer(self.optimizer, params, trainee.regularized_weights(), self.learning_rate, self.l2,
+                                   clip_grad_norm=self.clip_grad_norm)
         return ClassificationStep(distributed(trainee, params), optimizer, self._precision())
 
     # -- using the result ----------------------------------------------------------------------------------

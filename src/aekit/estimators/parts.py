@@ -161,6 +161,21 @@ class Part:
         return None
 
 
+def _epochs_flag(text: str) -> int | str:
+    """``--epochs``: a number of epochs or ``auto``."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of epochs or auto, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"epochs must be >= 0, got {value}")
+    return value
+
+
 class Training(Part):
     """What every estimator trained by the one loop has: the optimizer, batches and epochs, validation and early
     stopping, seeding, the device, checkpoints (every epoch, every N batches, on SIGINT/SIGTERM) and resume."""
@@ -175,14 +190,34 @@ class Training(Part):
               "L2 on weight matrices (never biases): adds ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the "
               "book's), as coupled weight decay.", type="float"),
         Param("batch_size", 150, positive_int(), "Rows per gradient step.", type="int"),
-        Param("epochs", 10, non_negative_int(),
-              "Total epochs (with ``warm_start``, training continues until this many have run).", type="int"),
+        Param("epochs", 10, [*non_negative_int(), StrOptions({"auto"})],
+              "Total epochs (with ``warm_start``, training continues until this many have run); ``\"auto\"``: "
+              "until the loss (``val_loss`` with early stopping) has not improved by ``tol`` for "
+              "``n_iter_no_change`` epochs, at most ``max_epochs`` (scikit-learn's MLP rule; ``stopped_`` says "
+              "which ended it).", type="int or 'auto'", flag=Flag(parse=_epochs_flag, metavar="N|auto")),
+        Param("tol", 1e-3, non_negative_float(),
+              "``epochs=\"auto\"``: the relative improvement of the loss that counts as progress (0.001: 0.1% of "
+              "the best loss so far).", type="float"),
+        Param("n_iter_no_change", 10, positive_int(),
+              "``epochs=\"auto\"``: epochs without progress before training stops.", type="int"),
+        Param("max_epochs", 200, positive_int(), "``epochs=\"auto\"``: the most epochs it trains.", type="int"),
+        Param("lr_schedule", "constant", [str],
+              "Learning-rate schedule, the rate set at each epoch's start (:mod:`aekit.training.schedules`): "
+              "``constant``, ``step[:EVERY:GAMMA]``, ``cosine[:WARMUP]``, ``onecycle[:PCT:DIV]``, "
+              "``plateau[:PATIENCE:GAMMA]``; a resumed run gets the rates of the run it continues.", type="str"),
+        Param("clip_grad_norm", None, [Interval(Real, 0, None, closed="neither"), None],
+              "Scale each step's gradients down to this global L2 norm when they exceed it "
+              "(``torch.nn.utils.clip_grad_norm_``); None: no clipping.", type="float or None"),
         Param("early_stopping", False, ["boolean"],
               "Hold out ``validation_fraction`` of X; stop after ``patience`` epochs without improvement and keep "
               "the best weights.", flag=Flag(action="store_true")),
         Param("validation_fraction", 0.1, [Interval(Real, 0, 1, closed="neither")],
               "Fraction of the rows held out for early stopping.", type="float"),
         Param("patience", 10, positive_int(), "Epochs without improvement before early stopping stops.", type="int"),
+        Param("restore_best_weights", True, ["boolean"],
+              "With early stopping: end with the weights of the best validation epoch (True, Keras' "
+              "``restore_best_weights``) or of the last one; kept in checkpoints, so a resumed run restores the "
+              "same.", flag=Flag("--keep-last-weights", action="store_false")),
         Param("random_state", None, ["random_state"],
               "Seeds initialisation, shuffling and noise; an int makes a CPU run repeatable bit for bit (the "
               "command line's ``--seed`` defaults to 0).", flag=Flag("--seed", parse=int, cli_default=0)),
@@ -204,10 +239,22 @@ class Training(Part):
               "a second thread gains at most 1.5x on an idle machine and loses 3-10x when another process uses a "
               "core), torch's threads otherwise; -1: every core; an int: that many. The choice depends on the "
               "configuration only, so seeded runs stay repeatable.", type="int or None", flag=Flag("--threads", parse=int)),
+        Param("callbacks", None, [list, tuple, None],
+              "Objects called during training (:mod:`aekit.callbacks`): ``on_train_begin(estimator)``, "
+              "``on_epoch_begin(estimator, epoch)``, ``on_epoch_end(estimator, logs)`` (True stops training), "
+              "``on_train_end(estimator)``, each optional; e.g. ``aekit.callbacks.TensorBoardLogger(\"runs/tb\")``. "
+              "Not saved in checkpoints.", type="list or None", flag=None),
         Param("warm_start", False, ["boolean"],
               "Continue training a fitted (or loaded) model instead of starting again.", flag=None),
         Param("verbose", 0, ["verbose"], "Progress bar and one line per epoch when > 0.", flag=None),
     )
+
+    def check(self, est: Any, X: np.ndarray) -> None:
+        from ..callbacks import check_callbacks
+        from ..training.schedules import parse_schedule
+
+        parse_schedule(est.lr_schedule)
+        check_callbacks(est.callbacks)
 
 
 class Layers(Part):

@@ -203,10 +203,12 @@ class AdversarialAutoencoder(Sampling, AutoencoderEstimator):
         encoder = [p for layer in model.encoder for p in layer.parameters()]
         optimizers = OptimizerSet(
             autoencoder=make_optimizer(self.optimizer, model.autoencoder.parameters(), model.regularized_weights(),
-                                       self.learning_rate, self.l2),
+                                       self.learning_rate, self.l2, clip_grad_norm=self.clip_grad_norm),
             discriminator=make_optimizer("adam", model.discriminator.parameters(), [],
-                                         self.discriminator_learning_rate, betas=ADVERSARIAL_BETAS),
-            generator=make_optimizer("adam", encoder, [], self.generator_learning_rate, betas=ADVERSARIAL_BETAS),
+                                         self.discriminator_learning_rate, betas=ADVERSARIAL_BETAS,
+                                         clip_grad_norm=self.clip_grad_norm),
+            generator=make_optimizer("adam", encoder, [], self.generator_learning_rate, betas=ADVERSARIAL_BETAS,
+                                     clip_grad_norm=self.clip_grad_norm),
         )
         return AdversarialStep(model, self._objective(), optimizers, self._precision())
 

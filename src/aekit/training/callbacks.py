@@ -1,9 +1,10 @@
-"""Callbacks for the loop: early stopping (restoring the best weights) and per-epoch checkpoints."""
+"""Callbacks for the loop: early stopping (restoring the best weights), per-epoch work (checkpoints), and the
+adapter that calls the user's callbacks (:mod:`aekit.callbacks`) with the estimator."""
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -12,21 +13,39 @@ from .loop import History
 
 
 class EarlyStopping:
-    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; restore the best weights."""
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs; :meth:`restore` puts the
+    best epoch's weights back. Its state is the history (best value, epochs waited: :meth:`resume` recomputes them)
+    and the best weights (saved with the training state), so a resumed run decides and restores as the run it
+    continues would have."""
 
     def __init__(self, model: torch.nn.Module, patience: int = 10, min_delta: float = 0.0, monitor: str = "val_loss") -> None:
         self.model, self.patience, self.min_delta, self.monitor = model, patience, min_delta, monitor
         self.best = float("inf")
         self.best_state: dict[str, torch.Tensor] | None = None
+        self.best_epoch = 0
         self.wait = 0
 
-    def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
+    def _update(self, record: dict[str, Any]) -> bool:
+        """Take one epoch's record; True if it is the new best."""
         value = record[self.monitor]
         if value < self.best - self.min_delta:
-            self.best, self.wait = value, 0
+            self.best, self.wait, self.best_epoch = value, 0, int(record["epoch"])
+            return True
+        self.wait += 1
+        return False
+
+    def resume(self, history: History, best_state: dict[str, torch.Tensor]) -> None:
+        """Continue from ``history`` (the records of the epochs already run) and the saved best weights."""
+        for record in history:
+            if self.monitor in record:
+                self._update(record)
+        if best_state:
+            self.best_state = {k: v.clone() for k, v in best_state.items()}
+
+    def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
+        if self._update(record):
             self.best_state = copy.deepcopy(self.model.state_dict())
             return False
-        self.wait += 1
         return self.wait >= self.patience
 
     def restore(self) -> None:
@@ -43,3 +62,28 @@ class EpochCallback:
     def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
         self.fn(record, history)
         return False
+
+
+class UserCallbacks:
+    """The user's callbacks (``callbacks=[...]``), called with the estimator: ``on_train_begin(est)``,
+    ``on_epoch_begin(est, epoch)`` (from 1), ``on_epoch_end(est, logs)`` (a copy of the record; True stops),
+    ``on_train_end(est)``; each optional."""
+
+    def __init__(self, estimator: Any, callbacks: Sequence[Any] | None) -> None:
+        self.estimator, self.callbacks = estimator, list(callbacks or ())
+
+    def _each(self, name: str, *args: Any) -> list[Any]:
+        return [getattr(cb, name)(self.estimator, *args) for cb in self.callbacks
+                if callable(getattr(cb, name, None))]
+
+    def begin(self) -> None:
+        self._each("on_train_begin")
+
+    def end(self) -> None:
+        self._each("on_train_end")
+
+    def on_epoch_begin(self, epoch: int, history: History) -> None:
+        self._each("on_epoch_begin", epoch + 1)
+
+    def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
+        return any(bool(r) for r in self._each("on_epoch_end", dict(record)))

@@ -32,6 +32,8 @@ class Step(Protocol):
 
 
 class Callback(Protocol):
+    """What the loop calls; ``on_epoch_begin(epoch, history)`` is optional (a learning-rate schedule has it)."""
+
     def on_epoch_end(self, record: dict[str, Any], history: History) -> bool | None:
         """Called after each epoch with its record (already in ``history``); may add keys; True stops training."""
 
@@ -153,6 +155,10 @@ def train(
         generator.set_state(position.shuffle_state)  # left here (a finished greedy phase: the next one's order)
     try:
         for epoch in range(position.epoch, epochs):
+            for callback in callbacks:  # also for an epoch resumed from its middle: the same rates as before
+                begin = getattr(callback, "on_epoch_begin", None)
+                if begin is not None:
+                    begin(epoch, history)
             t0 = time.perf_counter()
             step.model.train()
             epoch_start_state = generator.get_state()

@@ -92,8 +92,18 @@ class Adam(torch.optim.Adam):
         super().add_param_group(param_group)
 
 
+def clip_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """Scale the gradients of ``optimizer``'s parameters down to its ``clip_grad_norm`` (global L2 norm), if set."""
+    max_norm = getattr(optimizer, "clip_grad_norm", None)
+    if max_norm:
+        grads = [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(grads, max_norm, foreach=True)
+
+
 def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
-    """``optimizer.step()``, through :meth:`Adam.fused_step` when it applies (no per-step wrapper work)."""
+    """``optimizer.step()``, through :meth:`Adam.fused_step` when it applies (no per-step wrapper work), after
+    clipping the gradients when the optimizer has a ``clip_grad_norm``."""
+    clip_gradients(optimizer)
     fused_step = getattr(optimizer, "fused_step", None)
     if fused_step is None or not fused_step():
         optimizer.step()
@@ -110,9 +120,11 @@ def make_optimizer(
     l2: float = 0.0,
     momentum: float = 0.9,
     betas: tuple[float, float] | None = None,
+    clip_grad_norm: float | None = None,
 ) -> torch.optim.Optimizer:
     """An optimizer over ``params``; those also in ``regularized`` (weights, never biases) get decay ``l2``.
-    ``betas`` (Adam/AdamW only; None: torch's (0.9, 0.999)), e.g. (0.5, 0.999) for adversarial updates."""
+    ``betas`` (Adam/AdamW only; None: torch's (0.9, 0.999)), e.g. (0.5, 0.999) for adversarial updates.
+    ``clip_grad_norm``: :func:`optimizer_step` clips the gradients to this norm before each update."""
     try:
         cls = OPTIMIZERS[name]
     except KeyError:
@@ -134,4 +146,6 @@ def make_optimizer(
         kwargs["betas"] = tuple(betas)
     if all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params):
         kwargs["fused"] = True
-    return cls(groups, **kwargs)
+    optimizer = cls(groups, **kwargs)
+    optimizer.clip_grad_norm = None if clip_grad_norm is None else float(clip_grad_norm)
+    return optimizer

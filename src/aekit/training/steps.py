@@ -15,7 +15,7 @@ import torch
 from ..losses.objective import Objective
 from ..models.base import AutoencoderModule
 from .distributed import unwrap, world
-from .optim import Adam, optimizer_step
+from .optim import Adam, clip_gradients, optimizer_step
 from .precision import FP32, Precision
 
 
@@ -38,6 +38,9 @@ def apply_update(optimizer: torch.optim.Optimizer, terms: dict[str, torch.Tensor
         optimizer_step(optimizer)
     else:
         scaler.scale(loss).backward()
+        if getattr(optimizer, "clip_grad_norm", None):
+            scaler.unscale_(optimizer)  # clip the true gradients, as torch's AMP recipe does
+            clip_gradients(optimizer)
         scaler.step(optimizer)
         scaler.update()
     return {k: v.detach() for k, v in terms.items()}
@@ -154,10 +157,11 @@ class CapturedStep:
     @classmethod
     def capture(cls, step: ReconstructionStep, seen: torch.Tensor, targets: torch.Tensor) -> CapturedStep | None:
         """The captured step, or None where it cannot be (yet): not Adam's lean path, no optimizer state yet (the
-        first steps are eager), several processes, anomaly mode, or a short batch (the epoch's last)."""
+        first steps are eager), several processes, anomaly mode, gradient clipping (eager: the graph holds no
+        clip), or a short batch (the epoch's last)."""
         optimizer = step.optimizer
         if (not isinstance(optimizer, Adam) or optimizer._plan is None or world()[1] > 1
-                or torch.is_anomaly_enabled()
+                or torch.is_anomaly_enabled() or getattr(optimizer, "clip_grad_norm", None)
                 or (step.writes_grads_in_place
                     and any(p.grad is None for g in optimizer.param_groups for p in g["params"]))
                 or (step.captured is not None and len(seen) < step.captured.shape[0])):

@@ -10,7 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, NullFormatter
 
-_NOT_TERMS = frozenset({"epoch", "time", "phase"})  # record keys that are not loss terms
+_NOT_TERMS = frozenset({"epoch", "time", "phase", "lr"})  # record keys that are not loss terms
 
 
 def loss_terms(history: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -106,8 +106,19 @@ def plot_history(
     if len(x) <= 20:
         ax.set_xticks(x)
     ax.grid(True, which="major", alpha=0.3)
-    if terms:
-        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    handles, names = ax.get_legend_handles_labels()
+    lrs = [r.get("lr") for r in history]
+    if any(isinstance(v, Real) for v in lrs) and len({v for v in lrs if v is not None}) > 1:  # a schedule ran
+        lr_ax = ax.twinx()
+        line, = lr_ax.plot(x, [np.nan if v is None else float(v) for v in lrs], color="grey", linestyle=":",
+                           linewidth=1.4, label="learning rate (right axis)")
+        lr_ax.set_ylabel("learning rate", color="grey")
+        lr_ax.tick_params(axis="y", colors="grey", labelsize=8)
+        handles, names = handles + [line], names + [line.get_label()]
+        fig.set_size_inches(8.4, 3.8)  # room for the second axis and the legend beside it
+    if handles:
+        ax.legend(handles, names, fontsize=8, loc="center left", bbox_to_anchor=(1.15 if len(handles) > len(terms)
+                                                                                   else 1.0, 0.5), frameon=False)
     if title:
         ax.set_title(title, fontsize=10)
     return fig

@@ -129,13 +129,17 @@ def _describe(layer: Any) -> str:
     return " + ".join(parts) or type(layer).__name__
 
 
-def _curves(est: Any) -> Section:
-    history = getattr(est, "history_", None) or []
+def _curves(est: Any, metrics: Sequence[Mapping[str, Any]] | None = None) -> Section:
+    """The learning curves: the run folder's ``metrics.csv`` when given (``metrics``), else the estimator's
+    history (the two hold the same epochs)."""
+    history = list(metrics or []) or getattr(est, "history_", None) or []
     if not history:
         return Section("curves", "Training curves", "<p>No epochs recorded.</p>")
     fig = plot_history(history)
+    source = "the run folder's metrics.csv" if metrics else "the estimator's history"
     return Section("curves", "Training curves",
-                   figure_html(fig, "Mean of each loss term per epoch (validation dashed, when there is one)."))
+                   figure_html(fig, f"Mean of each loss term per epoch, from {source} (validation dashed, when "
+                                    "there is one; the learning rate dotted, when a schedule moved it)."))
 
 
 LIKELIHOOD_ROWS = 500  # test rows the report's likelihoods are estimated on
@@ -327,6 +331,7 @@ def build_report(
     split: str = "test split",
     title: str | None = None,
     anomalies: np.ndarray | None = None,
+    metrics: Sequence[Mapping[str, Any]] | None = None,
 ) -> str:
     """The HTML report of a fitted estimator, as one string.
 
@@ -351,6 +356,8 @@ def build_report(
     anomalies : numpy.ndarray, optional
         For an anomaly detector: which test rows are anomalies (1) and which normal (0), for the ROC and the
         metrics.
+    metrics : sequence of dict, optional
+        The run folder's ``metrics.csv`` (:func:`aekit.runs.read_metrics`), plotted as the learning curves.
 
     Returns
     -------
@@ -364,13 +371,13 @@ def build_report(
     value_range = (lo, hi if hi > lo else lo + 1.0)  # the data's range: images drawn, ascent kept, in it
     candidates = X_train[:MAX_CANDIDATES]
     if hasattr(est, "decision_scores_"):  # an anomaly detector: its scores, then its scorer's training
-        sections = [_configuration(est, data_name, shape), _curves(est),
+        sections = [_configuration(est, data_name, shape), _curves(est, metrics),
                     *_anomaly_sections(est, X_test, anomalies, shape, value_range, split,
                                        (notes.get("detect") or {}).get("columns"))]
         return _page(sections, title or f"aekit report: {type(est).__name__} on {data_name}")
     builders: list[Callable[[], Section | None]] = [
         lambda: _configuration(est, data_name, shape),
-        lambda: _curves(est),
+        lambda: _curves(est, metrics),
         lambda: _metrics(est, X_test, notes, data_name, split),
         lambda: _latent(est, X_test, y_test),
     ]
@@ -426,7 +433,7 @@ def write_report(
         The file written.
     """
     from ..estimators.base import load
-    from ..runs import check_output, data_spec, load_split, read_notes, write_file
+    from ..runs import check_output, data_spec, load_split, read_metrics, read_notes, write_file
 
     run = Path(run_dir)
     est = load(run, device=device)
@@ -440,7 +447,7 @@ def write_report(
         anomalies = (~np.isin(np.asarray(y_test).astype(str), [str(c) for c in normal])).astype(int)
     page = build_report(est, X_train, X_test, y_test, image_shape=image_shape, notes=notes, data_name=name,
                         split=split, title=f"aekit report: {run.resolve().name} ({type(est).__name__} on {name})",
-                        anomalies=anomalies)
+                        anomalies=anomalies, metrics=read_metrics(run))
     path = check_output(out) if out is not None else run / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_file(path.parent, path.name, page.encode("utf-8"))

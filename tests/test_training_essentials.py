@@ -1,0 +1,227 @@
+"""What users of skorch, Keras and Lightning expect from training, on every estimator trained by the loop:
+learning-rate schedules, gradient clipping, early stopping that restores the best weights, ``epochs="auto"``,
+callbacks, and the run folder's metrics log; each resumable bit for bit."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+
+import aekit
+from aekit.callbacks import CSVLogger, JSONLLogger
+from aekit.cli import main
+from aekit.errors import ConfigError
+from aekit.runs import read_metrics
+from aekit.training.schedules import parse_schedule
+
+
+# -- schedules -------------------------------------------------------------------------------------------------
+def test_schedule_factors():
+    f = lambda text, total=10, history=(): [parse_schedule(text).factor(e, total, list(history)) for e in range(total)]
+    assert f("constant") == [1.0] * 10
+    assert f("step:3:0.5")[:7] == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    cos = f("cosine:2")
+    assert cos[:2] == [1 / 3, 2 / 3] and cos[2] == 1.0 and cos[-1] == pytest.approx(0.5 * (1 + math.cos(math.pi * 7 / 8)))
+    one = f("onecycle")
+    assert one[0] == pytest.approx(1 / 25) and one[3] == 1.0 and one[-1] == pytest.approx(1 / 25e4)
+    flat = [{"epoch": e + 1, "loss": 1.0} for e in range(10)]  # never improves after epoch 1
+    plateau = f("plateau:2:0.5", history=flat)
+    assert plateau[:4] == [1, 1, 1, 1] and plateau[4] == 0.5 and plateau[7] == 0.25
+    for bad in ("cosine:x", "linear", "step:0:0.5", "plateau:1:2", "onecycle:1:1:1"):
+        with pytest.raises(ConfigError):
+            parse_schedule(bad)
+
+
+def test_a_bad_schedule_is_refused_before_training(digits):
+    X, _ = digits
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        aekit.Autoencoder((16, 4), epochs=1, lr_schedule="warmup").fit(X)
+
+
+class Interrupt:
+    """A user callback that sends this process SIGINT after epoch ``at``: training stops at the next batch, a
+    checkpoint of that position is written, and TrainingInterrupted is raised (as Ctrl-C would)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_epoch_end(self, estimator, logs):
+        if logs["epoch"] == self.at:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def interrupted_then_resumed(cls, X, tmp_path, at=2, **params):
+    run = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        cls(**params, checkpoint_dir=str(run), callbacks=[Interrupt(at)]).fit(X)
+    loaded = aekit.load(run)
+    assert 0 < loaded._saved_position().step  # stopped inside an epoch
+    return loaded.set_params(warm_start=True, checkpoint_dir=str(run)).fit(X)
+
+
+def assert_same_run(a, b):
+    for k, v in a.model_.state_dict().items():
+        assert torch.equal(v, b.model_.state_dict()[k]), k
+    drop = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
+    assert drop(a.history_) == drop(b.history_)
+
+
+@pytest.mark.parametrize("schedule", ["step:2:0.5", "cosine:1", "onecycle", "plateau:0:0.5"])
+def test_schedules_resume_bit_for_bit(digits, tmp_path, schedule):
+    X, _ = digits
+    params = dict(hidden_layers=(16, 4), epochs=8, batch_size=64, random_state=0, lr_schedule=schedule,
+                  learning_rate=0.2 if schedule.startswith("plateau") else 1e-3)  # 0.2: the loss stalls
+    full = aekit.Autoencoder(**params).fit(X)
+    lrs = [r["lr"] for r in full.history_]
+    assert len(set(lrs)) > 1 and max(lrs) <= params["learning_rate"]  # the rate moved, never above the base
+    assert_same_run(full, interrupted_then_resumed(aekit.Autoencoder, X, tmp_path, **params))
+
+
+def test_schedule_applies_to_every_family(digits):
+    X, _ = digits
+    for est in (aekit.VariationalAutoencoder((16,), latent_dim=2, epochs=3, lr_schedule="step:1:0.5"),
+                aekit.AdversarialAutoencoder((16,), latent_dim=2, epochs=3, lr_schedule="step:1:0.5"),
+                aekit.Autoencoder(arch="conv", channels=(4,), image_shape=(8, 8), epochs=3,
+                                  lr_schedule="step:1:0.5")):
+        lrs = [r["lr"] for r in est.set_params(random_state=0).fit(X).history_]
+        assert lrs == [est.learning_rate, est.learning_rate / 2, est.learning_rate / 4], type(est).__name__
+
+
+# -- gradient clipping -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("config", [{}, {"arch": "conv", "channels": (4,), "image_shape": (8, 8)}],
+                         ids=["hand-written", "autograd"])
+def test_clip_grad_norm_bounds_the_update(digits, config):
+    """One full-batch SGD step (lr 1, no momentum history yet): the update is the gradient, so its norm is the
+    clipped gradient's."""
+    X, _ = digits
+    params = dict(optimizer="sgd", learning_rate=1.0, epochs=1, batch_size=len(X), random_state=0, **config)
+    if not config:
+        params["hidden_layers"] = (16, 4)
+    start = aekit.Autoencoder(**{**params, "epochs": 0}).fit(X)
+    before = torch.cat([p.detach().flatten() for p in start.model_.parameters()])
+    free = aekit.Autoencoder(**params).fit(X)
+    clipped = aekit.Autoencoder(**params, clip_grad_norm=0.01).fit(X)
+    step = lambda est: float((torch.cat([p.detach().flatten() for p in est.model_.parameters()]) - before).norm())
+    assert step(free) > 0.02
+    assert step(clipped) == pytest.approx(0.01, rel=1e-4)
+
+
+# -- early stopping: best weights, resumable -------------------------------------------------------------------
+def test_restore_best_weights(digits):
+    X, X_test = digits
+    params = dict(hidden_layers=(64, 32), epochs=40, early_stopping=True, patience=3, learning_rate=0.05,
+                  random_state=0)
+    best = aekit.Autoencoder(**params).fit(X)
+    last = aekit.Autoencoder(**params, restore_best_weights=False).fit(X)
+    val = [r["val_loss"] for r in best.history_]
+    assert best.n_epochs_ == last.n_epochs_ and np.argmin(val) < len(val) - 1  # it stopped after a worse epoch
+    assert "early stopping" in best.stopped_ and f"epoch {int(np.argmin(val)) + 1} restored" in best.stopped_
+    assert "last weights kept" in last.stopped_
+    assert not all(torch.equal(a, b) for a, b in zip(best.model_.parameters(), last.model_.parameters()))
+
+
+def test_early_stopping_resumes_bit_for_bit(digits, tmp_path):
+    X, _ = digits
+    params = dict(hidden_layers=(64, 32), epochs=40, early_stopping=True, patience=3, learning_rate=0.05,
+                  batch_size=64, random_state=0)
+    full = aekit.Autoencoder(**params).fit(X)
+    resumed = interrupted_then_resumed(aekit.Autoencoder, X, tmp_path, at=2, **params)
+    assert_same_run(full, resumed)  # the best weights came back from the checkpoint
+    assert resumed.stopped_ == full.stopped_
+
+
+# -- epochs="auto" ---------------------------------------------------------------------------------------------
+def test_epochs_auto_stops_when_the_loss_stops_improving(digits):
+    X, _ = digits
+    est = aekit.Autoencoder((16, 4), epochs="auto", tol=0.05, n_iter_no_change=2, random_state=0).fit(X)
+    assert 2 < est.n_epochs_ < est.max_epochs and est.stopped_.startswith("converged")
+    capped = aekit.Autoencoder((16, 4), epochs="auto", max_epochs=3, random_state=0).fit(X)
+    assert capped.n_epochs_ == 3 and capped.stopped_.startswith("not converged")
+    assert aekit.Autoencoder((16, 4), epochs=2, random_state=0).fit(X).stopped_ == "all 2 epochs ran"
+    with pytest.raises(ValueError):
+        aekit.Autoencoder(epochs="forever").fit(X)
+
+
+def test_epochs_auto_on_the_command_line(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--hidden", "16,4", "--epochs", "auto", "--max-epochs", "4", "--out", str(run),
+                 "--quiet"]) == 0
+    assert aekit.load(run).n_epochs_ == 4
+    with pytest.raises(SystemExit) as info:  # argparse's usage error
+        main(["train", "--epochs", "some", "--out", str(tmp_path / "x")])
+    assert info.value.code == 2 and not (tmp_path / "x").exists()
+
+
+# -- callbacks and the metrics log -----------------------------------------------------------------------------
+class Recorder:
+    def __init__(self, stop_at=None):
+        self.calls, self.stop_at = [], stop_at
+
+    def on_train_begin(self, est):
+        self.calls.append(("begin", type(est).__name__))
+
+    def on_epoch_begin(self, est, epoch):
+        self.calls.append(("epoch_begin", epoch))
+
+    def on_epoch_end(self, est, logs):
+        self.calls.append(("epoch_end", logs["epoch"], sorted(logs)))
+        return self.stop_at is not None and logs["epoch"] >= self.stop_at
+
+    def on_train_end(self, est):
+        self.calls.append(("end", est.n_epochs_))
+
+
+def test_user_callbacks_are_called_in_order_and_can_stop(digits):
+    X, _ = digits
+    rec = Recorder()
+    aekit.Autoencoder((16, 4), epochs=2, lr_schedule="step:1:0.5", callbacks=[rec], random_state=0).fit(X)
+    assert [c[0] for c in rec.calls] == ["begin", "epoch_begin", "epoch_end", "epoch_begin", "epoch_end", "end"]
+    assert rec.calls[1] == ("epoch_begin", 1) and "lr" in rec.calls[2][2] and "loss" in rec.calls[2][2]
+    stopper = Recorder(stop_at=2)
+    est = aekit.Autoencoder((16, 4), epochs=10, callbacks=[stopper], random_state=0).fit(X)
+    assert est.n_epochs_ == 2 and stopper.calls[-1] == ("end", 2)
+    with pytest.raises(ConfigError, match="is a class"):
+        aekit.Autoencoder(epochs=1, callbacks=[Recorder]).fit(X)  # the class, not an instance
+
+
+def test_built_in_loggers(digits, tmp_path):
+    X, _ = digits
+    csv, jsonl = tmp_path / "m.csv", tmp_path / "m.jsonl"
+    est = aekit.Autoencoder((16, 4), epochs=3, callbacks=[CSVLogger(csv), JSONLLogger(jsonl)],
+                            random_state=0).fit(X)
+    rows = csv.read_text().splitlines()
+    assert rows[0].split(",")[:2] == ["epoch", "loss"] and len(rows) == 4
+    assert float(rows[3].split(",")[1]) == pytest.approx(est.history_[-1]["loss"])
+    assert len(jsonl.read_text().splitlines()) == 3
+
+
+def test_every_run_folder_has_its_metrics_log(tmp_path):
+    run = tmp_path / "run"
+    assert main(["train", "--hidden", "16,4", "--epochs", "3", "--out", str(run), "--quiet"]) == 0
+    records = read_metrics(run)
+    est = aekit.load(run)
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["loss"] for r in records] == [r["loss"] for r in est.history_]
+    assert main(["train", "--resume", str(run), "--epochs", "5", "--quiet"]) == 0  # resumed: the log goes on
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3, 4, 5]
+
+
+def test_tensorboard_logger_writes_what_tensorboard_reads(digits, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from aekit.callbacks import TensorBoardLogger
+
+    X, _ = digits
+    aekit.Autoencoder((16, 4), epochs=3, early_stopping=True, callbacks=[TensorBoardLogger(tmp_path / "tb")],
+                      random_state=0).fit(X)
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"train/loss", "val/loss"} <= set(tags)
+    assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
