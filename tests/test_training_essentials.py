@@ -225,3 +225,54 @@ def test_tensorboard_logger_writes_what_tensorboard_reads(digits, tmp_path):
     tags = acc.Tags()["scalars"]
     assert {"train/loss", "val/loss"} <= set(tags)
     assert [e.step for e in acc.Scalars("train/loss")] == [1, 2, 3]
+
+
+# -- the variational families: KL warm-up, free bits -------------------------------------------------------------
+def test_kl_warmup_weights_the_kl_term_on_both_paths(digits, monkeypatch):
+    from aekit.training import executors
+
+    X, _ = digits
+    params = dict(hidden_layers=(32,), latent_dim=4, epochs=5, kl_warmup=3, random_state=0)
+    fast = aekit.VariationalAutoencoder(**params).fit(X)
+    monkeypatch.setattr(executors, "EXECUTORS", [])  # no fast path: autograd, the reference
+    slow = aekit.VariationalAutoencoder(**params).fit(X)
+    monkeypatch.undo()
+    assert fast.executor_ == "hand-written variational chain" and slow.executor_ == "autograd"
+    assert [r["kl_weight"] for r in fast.history_] == [0.25, 0.5, 0.75, 1.0, 1.0]
+    np.testing.assert_allclose([r["loss"] for r in fast.history_], [r["loss"] for r in slow.history_], rtol=2e-4)
+    assert fast.model_.kl_weight == 1.0  # back to the ELBO after training
+    plain = aekit.VariationalAutoencoder(**{**params, "kl_warmup": 0}).fit(X)
+    assert fast.history_[0]["kl"] < plain.history_[0]["kl"]  # a quarter of the weight in the first epoch
+
+
+def test_kl_warmup_resumes_bit_for_bit(digits, tmp_path):
+    X, _ = digits
+    params = dict(hidden_layers=(32,), latent_dim=4, epochs=5, kl_warmup=3, batch_size=64, random_state=0)
+    full = aekit.VariationalAutoencoder(**params).fit(X)
+    assert_same_run(full, interrupted_then_resumed(aekit.VariationalAutoencoder, X, tmp_path, at=2, **params))
+
+
+def test_free_bits_keep_every_unit_above_the_floor(digits):
+    X, _ = digits
+    est = aekit.VariationalAutoencoder((32,), latent_dim=4, epochs=3, free_bits=0.5, random_state=0).fit(X)
+    assert est.executor_ == "autograd"  # the hand-written chain does not take free bits: it fails closed
+    assert all(r["kl"] >= 4 * 0.5 - 1e-9 for r in est.history_)  # each unit counts at least 0.5 nats
+    elbo = est.elbo(X[:50], random_state=0)
+    assert np.isfinite(elbo).all()
+    with pytest.raises(ValueError):
+        aekit.VariationalAutoencoder(free_bits=-1).fit(X)
+
+
+def test_mlflow_logger_records_each_epoch(digits, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    from aekit.callbacks import MLflowLogger
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # a local folder as the tracking store
+    X, _ = digits
+    uri = (tmp_path / "mlruns").as_uri()
+    aekit.Autoencoder((16, 4), epochs=3, callbacks=[MLflowLogger(run_name="t", tracking_uri=uri)],
+                      random_state=0).fit(X)
+    client = mlflow.tracking.MlflowClient(uri)
+    run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
+    assert run.info.run_name == "t" and run.data.params["hidden_layers"] == "(16, 4)"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]

@@ -370,6 +370,8 @@ class TorchEstimator(BaseEstimator):
             if self.epochs == "auto" and total == self.max_epochs:
                 convergence = Convergence(self.tol, self.n_iter_no_change, self.max_epochs)
                 callbacks.append(convergence)
+            family = self._training_callbacks(model, total)  # e.g. a VAE's KL warm-up
+            callbacks.extend(family)
             stopper = None
             if X_v is not None:
                 stopper = EarlyStopping(model, patience=self.patience)
@@ -396,14 +398,18 @@ class TorchEstimator(BaseEstimator):
                       stop_requested=stop_requested, progress=bool(self.verbose), description=type(self).__name__,
                       record_extra=self._record_extra())
             finally:
-                if scheduler is not None:
-                    scheduler.restore()
+                for callback in ([scheduler] if scheduler is not None else []) + family:
+                    callback.restore()
                 self._stopper = None
             self.stopped_ = self._stopped_text(convergence, stopper, total)
             if stopper is not None and self.restore_best_weights:
                 stopper.restore()
             users.end()
         model.eval()
+
+    def _training_callbacks(self, model: torch.nn.Module, total: int) -> list:
+        """Loop callbacks a family adds to end-to-end training (each with ``restore()``, called at the end)."""
+        return []
 
     def _stopped_text(self, convergence, stopper, total: int) -> str:
         """Why training ended, in words (``stopped_``)."""

@@ -40,7 +40,7 @@ from ..nn.conv import (
 )
 from ..nn.layers import activation as get_activation
 from ..nn.layers import check_sizes, init_linear_, linear_layers
-from ..params import Param, non_negative_float
+from ..params import Param, non_negative_float, non_negative_int
 from ..registry import register_estimator, register_model
 from ..training.executors import VARIATIONAL_CHAIN
 from .base import AEOutput, AutoencoderModule
@@ -80,6 +80,7 @@ class VariationalAutoencoderModule(AutoencoderModule):
         beta: float = 1.0,
         gaussian_decoder: bool = False,
         dynamic_binarization: bool = False,
+        free_bits: float = 0.0,
         image_shape: Sequence[int] | None = None,
         channels: Sequence[int] | None = None,
         kernel_sizes: int | Sequence[int] = 3,
@@ -95,6 +96,9 @@ class VariationalAutoencoderModule(AutoencoderModule):
         self.config = dict(n_features=int(n_features), hidden_layers=hidden_layers, latent_dim=int(latent_dim),
                            activation=activation, init=init, output_activation=output_activation, beta=float(beta),
                            gaussian_decoder=bool(gaussian_decoder), dynamic_binarization=bool(dynamic_binarization))
+        if free_bits:
+            self.config["free_bits"] = float(free_bits)
+        self.kl_weight = 1.0  # the KL term's weight now: KL warm-up raises it to 1 over the first epochs
         self.output_activation = output_activation
         self.act = get_activation(activation)
         generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -161,14 +165,14 @@ class VariationalAutoencoderModule(AutoencoderModule):
         """The model as a :class:`~aekit.nn.chain.VariationalChain` (the same layer specs ``encode_distribution``
         and ``decode`` run), or None where the model's math is not a chain of dense layers: conv layers, a Gaussian
         decoder's learned scale."""
-        if self.n_conv or self.log_scale is not None:
+        if self.n_conv or self.log_scale is not None or self.config.get("free_bits"):
             return None
         return VariationalChain(
             DenseChain(self._dense_encoder()),
             DenseLayer(self.mean.weight, self.mean.bias, "linear"),
             DenseLayer(self.logvar.weight, self.logvar.bias, "linear"),
             DenseChain(self._dense_decoder(), self.output_activation),
-            beta=self.config["beta"], binarize=self.config["dynamic_binarization"])
+            beta=self.config["beta"], binarize=self.config["dynamic_binarization"], kl_weight=lambda: self.kl_weight)
 
     def decode(self, codings: torch.Tensor) -> torch.Tensor:
         h = codings
@@ -193,9 +197,15 @@ class VariationalAutoencoderModule(AutoencoderModule):
             x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
         mu, logvar = self.encode_distribution(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization
-        kl = gaussian_kl(mu, logvar).mean()
-        return AEOutput(self.decode(z), mu, self.output_activation, terms={"kl": self.config["beta"] * kl},
-                        target=target, log_scale=self.log_scale)
+        free_bits = self.config.get("free_bits", 0.0)
+        if free_bits:  # Kingma et al. 2016: each latent unit's batch-mean KL counts at least free_bits nats
+            per_unit = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).mean(dim=0)
+            kl = per_unit.clamp(min=free_bits).sum()
+        else:
+            kl = gaussian_kl(mu, logvar).mean()
+        return AEOutput(self.decode(z), mu, self.output_activation,
+                        terms={"kl": self.config["beta"] * self.kl_weight * kl}, target=target,
+                        log_scale=self.log_scale)
 
 
 @register_estimator("VariationalAutoencoder", cli="vae")
@@ -216,6 +226,14 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
         latent_dim(20),
         Param("beta", 1.0, non_negative_float(), "Weight of the KL term (1: the ELBO; beta-VAE otherwise).",
               type="float"),
+        Param("kl_warmup", 0, non_negative_int(),
+              "KL warm-up (Bowman et al. 2016, Sønderby et al. 2016): over the first ``kl_warmup`` epochs the KL "
+              "term's weight rises linearly, 1/(W+1), 2/(W+1), ..., then stays at 1 (times ``beta``); each "
+              "epoch's record holds it as ``kl_weight``. 0: none.", type="int"),
+        Param("free_bits", 0.0, non_negative_float(),
+              "Free bits (Kingma et al. 2016): each latent unit's batch-mean KL counts at least this many nats in "
+              "the loss, so the encoder is not pushed to switch units off below it (the ELBO reported by "
+              ":meth:`elbo` is unchanged). 0: none; > 0 trains through autograd.", type="float"),
     )
     parts = (
         Layers(hidden_layers=(500, 500)),
@@ -233,7 +251,13 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
                     activation=self.activation, init=self.init, output_activation=self._output_activation(),
                     beta=self.beta, gaussian_decoder=self.loss_ == "gaussian",
-                    dynamic_binarization=self.binarize == "dynamic", **self.part(Conv).config(self))
+                    dynamic_binarization=self.binarize == "dynamic", free_bits=self.free_bits,
+                    **self.part(Conv).config(self))
+
+    def _training_callbacks(self, model: torch.nn.Module, total: int) -> list:
+        from ..training.schedules import KLWarmup
+
+        return [KLWarmup(model, self.kl_warmup)] if self.kl_warmup else []
 
     def interpolate(self, a: Any, b: Any, steps: int = 10) -> np.ndarray:
         """Decode ``steps`` codings evenly spaced on the segment between the posterior means of ``a`` and ``b``

@@ -236,6 +236,13 @@ class VariationalChain:
     decoder: DenseChain
     beta: float = 1.0
     binarize: bool = False
+    #: the KL term's weight at this step, read at each step (KL warm-up changes it between epochs); None: 1
+    kl_weight: Callable[[], float] | None = None
+
+    @property
+    def kl_beta(self) -> float:
+        """``beta`` times the current KL weight: what the KL term is multiplied by now."""
+        return self.beta * (1.0 if self.kl_weight is None else float(self.kl_weight()))
 
     @property
     def hand_written(self) -> bool:
@@ -271,7 +278,7 @@ class VariationalChain:
         """Given ``grad`` = d reconstruction loss / d logits (overwritten), set every weight's and bias's ``.grad``
         for the loss ``reconstruction + beta * kl``."""
         dz = up(self.decoder.backward(p.decoder, grad, input_grad=True))  # (batch, latent)
-        c = self.beta / len(dz)
+        c = self.kl_beta / len(dz)
         grad_mean = dz.add(p.mean, alpha=c)  # d/dmean: dz + beta * mean / batch
         # d/dlogvar: dz * eps * std / 2 + beta * (exp(logvar) - 1) / (2 * batch)
         grad_logvar = (dz * p.eps).mul_(p.std).mul_(0.5).add_(p.logvar.exp().sub_(1.0), alpha=0.5 * c)

@@ -267,7 +267,7 @@ class VariationalChainStep(HandWrittenStep):
         p = chain.forward(seen)
         target = p.inputs if chain.binarize else targets  # a drawn binary image is its own target
         reconstruction, grad = self.reconstruction_with_grad(chain.decoder, p.decoder[-1], target)
-        terms = self.objective.with_loss({"reconstruction": reconstruction, "kl": p.kl * chain.beta})
+        terms = self.objective.with_loss({"reconstruction": reconstruction, "kl": p.kl * chain.kl_beta})
         return terms, lambda: chain.backward(p, grad)
 
 
@@ -288,8 +288,8 @@ class DenseChainExecutor(Executor):
 
 
 class VariationalChainExecutor(Executor):
-    """Dense VAEs (Bernoulli or MSE decoder, any beta, dynamic binarization) on the negative ELBO per image, no
-    penalty, no input corruption."""
+    """Dense VAEs (Bernoulli or MSE decoder, any beta, KL warm-up, dynamic binarization) on the negative ELBO per
+    image, no penalty, no input corruption, no free bits (the model gives no chain then: autograd trains it)."""
 
     name = "hand-written variational chain"
     reduction = "sum"

@@ -151,3 +151,24 @@ class Convergence:
             self.reason = (f"not converged: max_epochs={self.max_epochs} reached while the loss still improved by "
                            f"more than tol={self.tol:g} (relative); raise max_epochs or tol")
         return False
+
+
+class KLWarmup:
+    """KL warm-up: at each epoch's start the model's ``kl_weight`` = ``min(1, (epoch + 1) / (epochs + 1))``
+    (a pure function of the epoch, so resumes match); the record gets ``kl_weight``; :meth:`restore` sets 1."""
+
+    def __init__(self, model: Any, epochs: int) -> None:
+        self.model, self.epochs = model, int(epochs)
+
+    def weight(self, epoch: int) -> float:
+        return min(1.0, (epoch + 1) / (self.epochs + 1))
+
+    def on_epoch_begin(self, epoch: int, history: History) -> None:
+        self.model.kl_weight = self.weight(epoch)
+
+    def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
+        record["kl_weight"] = float(self.model.kl_weight)
+        return False
+
+    def restore(self) -> None:
+        self.model.kl_weight = 1.0
