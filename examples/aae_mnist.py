@@ -48,7 +48,7 @@ def main() -> None:
     X_train, X_val = ds.X_train[:50000], ds.X_train[50000:]
     aae = aekit.AdversarialAutoencoder(_ints(args.hidden), latent_dim=args.latent,
                                        discriminator_layers=_ints(args.discriminator), prior=args.prior,
-                                       activation="relu", loss="bce", learning_rate=args.lr,
+                                       activation="relu", init="he", loss="bce", learning_rate=args.lr,
                                        discriminator_learning_rate=args.discriminator_lr,
                                        generator_learning_rate=args.generator_lr, batch_size=args.batch_size, epochs=0,
                                        warm_start=True, random_state=0, device="cpu", checkpoint_dir=args.out)

@@ -16,7 +16,7 @@ from aekit.data import make_tilted_sheet
 
 def main() -> None:
     X = make_tilted_sheet()
-    ae = aekit.Autoencoder((2,), activation="linear", learning_rate=0.01, batch_size=len(X), epochs=1000,
+    ae = aekit.Autoencoder((2,), activation="linear", init="he", learning_rate=0.01, batch_size=len(X), epochs=1000,
                            random_state=0).fit(X)
     pca = PCA(2).fit(X)
     W = ae.model_.decoder[0].weight.detach().cpu().numpy()  # (3, 2): spans the decoder's image

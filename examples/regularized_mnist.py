@@ -32,14 +32,14 @@ def denoising(ds):
 
 def sparse(ds, epochs=20):
     est, s = timed(aekit.Autoencoder((1000,), sparsity="kl:0.1:0.2", loss="bce", learning_rate=0.01, batch_size=1000,
-                                     epochs=epochs, random_state=0), ds.X_train)
+                                     epochs=epochs, random_state=0, init="he"), ds.X_train)
     mean = est.transform(ds.X_test).mean()
     print(f"| sparse KL 784-1000 sigmoid, target 0.1, weight 0.2, BCE, batch 1000, {epochs} epochs | mean coding "
           f"activation {mean:.4f}, test MSE {-est.score(ds.X_test):.4f} | target 0.1 +- 0.02 | {s:.0f} s |", flush=True)
 
 
 def contractive(ds, weight=0.1, epochs=10):
-    kw = dict(hidden_layers=(300,), coding_activation="sigmoid", epochs=epochs, random_state=0)
+    kw = dict(hidden_layers=(300,), coding_activation="sigmoid", epochs=epochs, random_state=0, init="he")
     x = torch.from_numpy(ds.X_test)
     for name, est in (("plain", aekit.Autoencoder(**kw)), (f"contractive {weight}", aekit.Autoencoder(**kw, contractive=weight))):
         est, s = timed(est, ds.X_train)
@@ -52,7 +52,7 @@ def wta(ds, epochs=20, tie_weights=True):
     """FC-WTA: tied weights (the decoder's atoms are the encoder's filters) make the codings far more linearly
     separable than an untied decoder (see docs/results.md)."""
     est, s = timed(aekit.Autoencoder((2000,), activation="relu", wta=0.05, tie_weights=tie_weights, learning_rate=1e-3,
-                                     batch_size=100, epochs=epochs, random_state=0), ds.X_train)
+                                     batch_size=100, epochs=epochs, random_state=0, init="he"), ds.X_train)
     est.save("runs/fc-wta-tied" if tie_weights else "runs/fc-wta")
     t0 = time.perf_counter()
     Z, Z_test = est.transform(ds.X_train), est.transform(ds.X_test)

@@ -64,7 +64,10 @@ def test_every_geometry_is_mirrored_exactly_or_refused_for_a_reason():
 def test_grayscale_rows_with_image_shape():
     X = images(48, (7, 9)).reshape(48, -1)
     est = aekit.Autoencoder(arch="conv", image_shape=(7, 9), **SMALL).fit(X)
-    assert est.transform(X).shape == (48, est.model_.n_codings) == (48, 8 * 2 * 3)
+    assert est.transform(X).shape == (48, est.model_.n_codings) == (48, 30)  # coding_size="auto": the book's 30
+    maps = aekit.Autoencoder(arch="conv", image_shape=(7, 9), coding_size=None, **SMALL).fit(X)
+    assert maps.transform(X).shape == (48, 8 * 2 * 3)  # None: the flattened last maps are the codings
+    assert aekit.Autoencoder(arch="conv", image_shape=(7, 9), wta=0.2, **SMALL).fit(X).model_.n_codings == 48
     assert est.predict(X).shape == X.shape
     assert est.inverse_transform(est.transform(X)).shape == X.shape
     assert np.isfinite(est.score(X))
@@ -76,7 +79,7 @@ def test_colour_images_in_and_out():
     assert est.model_.config["image_shape"] == [3, 10, 11]
     assert est.predict(X).shape == X.shape  # images in, images out
     assert np.allclose(est.predict(X.reshape(48, -1)), est.predict(X).reshape(48, -1))
-    assert est.transform(X).shape == (48, 8 * 3 * 3)
+    assert est.transform(X).shape == (48, 30)  # the default dense coding layer (coding_size="auto")
     assert est.reconstruction_error(X).shape == (48,)
     before = est.score(X)
     est.set_params(epochs=6, warm_start=True).fit(X)
@@ -189,9 +192,12 @@ def test_greedy_separate_stacks_the_shallow_autoencoders(coding_size):
 
 def test_greedy_phases_freeze_the_lower_conv_layers():
     X = images(48, (1, 9, 9)).reshape(48, -1)
-    est = aekit.Autoencoder(arch="conv", image_shape=(9, 9), pretrain="greedy", phase_epochs=(1, 0), **SMALL).fit(X)
+    maps = {"coding_size": None}  # the two conv layer pairs alone (a coding layer would be a third pair)
+    est = aekit.Autoencoder(arch="conv", image_shape=(9, 9), pretrain="greedy", phase_epochs=(1, 0), **maps,
+                            **SMALL).fit(X)
     first = {n: p.detach().clone() for n, p in est.model_.named_parameters()}
-    est2 = aekit.Autoencoder(arch="conv", image_shape=(9, 9), pretrain="greedy", phase_epochs=(1, 2), **SMALL).fit(X)
+    est2 = aekit.Autoencoder(arch="conv", image_shape=(9, 9), pretrain="greedy", phase_epochs=(1, 2), **maps,
+                             **SMALL).fit(X)
     for name, p in est2.model_.named_parameters():  # same seed: phase 2 changed only pair 1
         pair1 = name.startswith(("encoder.1.", "decoder.0."))
         assert torch.equal(first[name], p) != pair1, name
@@ -230,7 +236,7 @@ def test_cli_arch_conv_on_digits(tmp_path, capsys):
     metrics = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert np.isfinite(metrics["test_mse"])
     assert main(["encode", str(run), "--out", str(tmp_path / "z.npy")]) == 0
-    assert np.load(tmp_path / "z.npy").shape == (360, 16 * 2 * 2)
+    assert np.load(tmp_path / "z.npy").shape == (360, 30)  # --coding-size auto: the book's 30
     capsys.readouterr()
     assert main(["info", str(run), "--json"]) == 0
     info = json.loads(capsys.readouterr().out.strip().splitlines()[-1])

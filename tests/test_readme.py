@@ -39,6 +39,9 @@ def test_every_python_block_runs(data_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("AEKIT_DATA_DIR", str(data_dir.resolve()))  # before moving: it may be relative
     monkeypatch.chdir(tmp_path)  # the examples write runs/ and samples.png where they run
     monkeypatch.setattr(aekit.data, "load_dataset", _shrunk_loader(aekit.data.load_dataset))
+    import aekit.estimators.base as base
+
+    monkeypatch.setattr(base, "AUTO_STEPS", 40)  # epochs="auto"'s budget shrunk with the data (else 10,000 steps)
     namespace: dict = {}
     for i, block in enumerate(blocks):
         exec(compile(block, f"README.md python block {i + 1}", "exec"), namespace)  # noqa: S102

@@ -127,7 +127,7 @@ def _pretrained_autoencoder(args: argparse.Namespace, settings: dict[str, Any], 
             return ae, {"folder": str(folder), "reused": True}
         ae.set_params(warm_start=True)
     else:
-        ae = Autoencoder(tuple(params["hidden_layers"]), noise=params["noise"], loss=params["loss"],
+        ae = Autoencoder(tuple(params["hidden_layers"]), noise=params["noise"], loss=params["loss"], init="he",
                          epochs=params["epochs"], random_state=params["random_state"], device=args.device or "auto",
                          checkpoint_dir=str(folder), verbose=0 if args.quiet else 1)
     wall, cpu = time.perf_counter(), time.process_time()

@@ -47,6 +47,10 @@ from .parts import Part, Training, output_activation
 
 MIN_ROWS = 8  # inference on the CPU runs on at least this many rows (padded): see TorchEstimator._map
 BEST = "best."  # training-state tensors holding early stopping's best weights
+# epochs="auto" with max_epochs=None: at most enough epochs for AUTO_STEPS optimizer steps, and at least
+# AUTO_MIN_EPOCHS; AUTO_MAX_EPOCHS bounds tiny data. Measured: a linear autoencoder on 500 rows of 3-D data
+# (batches of 150) needs 1,350-1,860 epochs (5,400-7,400 steps) to settle within 0.7 degree of PCA's plane
+AUTO_STEPS, AUTO_MIN_EPOCHS, AUTO_MAX_EPOCHS = 10000, 10, 10000
 
 
 def _jsonable(value: Any) -> Any:
@@ -305,8 +309,17 @@ class TorchEstimator(BaseEstimator):
         train_rows, val = perm[n_val:], perm[:n_val]
         return X[train_rows], None if Y is None else Y[train_rows], X[val], None if Y is None else Y[val]
 
+    def _auto_epochs(self) -> int:
+        """``epochs="auto"``'s cap: ``max_epochs``, or (None) enough epochs over the training rows for
+        :data:`AUTO_STEPS` steps, at least :data:`AUTO_MIN_EPOCHS`."""
+        if self.max_epochs is not None:
+            return int(self.max_epochs)
+        rows = getattr(self, "_rows_per_epoch", 0) or 1
+        steps = -(-rows // max(1, min(int(self.batch_size), rows)))
+        return int(min(AUTO_MAX_EPOCHS, max(AUTO_MIN_EPOCHS, -(-AUTO_STEPS // steps))))
+
     def _end_to_end_epochs(self) -> int:
-        epochs = self.max_epochs if self.epochs == "auto" else self.epochs
+        epochs = self._auto_epochs() if self.epochs == "auto" else self.epochs
         return next((e for e in (part.end_to_end_epochs(self) for part in self.parts) if e is not None), epochs)
 
     def _record_extra(self) -> dict[str, Any] | None:
@@ -321,6 +334,7 @@ class TorchEstimator(BaseEstimator):
         for part in self.parts:
             X = part.training_rows(self, X)
         X_train, Y_train, X_val, Y_val = self._split(X, Y)
+        self._rows_per_epoch = len(X_train)
         X_t = self._to_tensor(X_train)
         X_v = None if X_val is None else self._to_tensor(X_val)
         Y_t, Y_v = (None if y is None else torch.from_numpy(np.ascontiguousarray(y)).to(self.device_)
@@ -367,8 +381,8 @@ class TorchEstimator(BaseEstimator):
                 scheduler = LearningRateSchedule(schedule, getattr(step, "optimizers", [step.optimizer]), total)
                 callbacks.append(scheduler)
             convergence = None
-            if self.epochs == "auto" and total == self.max_epochs:
-                convergence = Convergence(self.tol, self.n_iter_no_change, self.max_epochs)
+            if self.epochs == "auto" and total == self._auto_epochs():
+                convergence = Convergence(self.tol, self.n_iter_no_change, total)
                 callbacks.append(convergence)
             family = self._training_callbacks(model, total)  # e.g. a VAE's KL warm-up
             callbacks.extend(family)

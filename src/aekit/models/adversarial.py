@@ -190,7 +190,7 @@ class AdversarialAutoencoder(Sampling, AutoencoderEstimator):
     def _model_config(self, n_features: int) -> dict[str, Any]:
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
                     discriminator_layers=list(self.discriminator_layers), activation=self.activation,
-                    init=self.init, output_activation=self._output_activation(), prior=self.prior)
+                    init=Layers.resolved_init(self), output_activation=self._output_activation(), prior=self.prior)
 
     def _check_X(self, X: np.ndarray) -> None:
         parse_prior(self.prior, self.latent_dim)  # a malformed prior fails before any training

@@ -67,9 +67,9 @@ class Autoencoder(AutoencoderEstimator):
         return "conv" if self.arch == "conv" else "dense"
 
     def _model_config(self, n_features: int) -> dict[str, Any]:
-        common = dict(n_features=n_features, activation=self.activation, init=self.init,
+        common = dict(n_features=n_features, activation=self.activation, init=Layers.resolved_init(self),
                       output_activation=self._output_activation(),
                       coding_activation=Regularizers.coding_activation(self), wta=self.wta)
         if self.arch == "conv":
-            return {**common, **self.part(Conv).config(self), "coding_size": self.coding_size}
+            return {**common, **self.part(Conv).config(self), "coding_size": ConvCoding.resolved(self)}
         return {**common, "hidden_layers": list(self.hidden_layers), "tie_weights": self.tie_weights}

@@ -133,7 +133,7 @@ class GSN(AutoencoderEstimator):
 
     def _model_config(self, n_features: int) -> dict[str, Any]:
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), activation=self.activation,
-                    init=self.init, tie_weights=self.tie_weights, output_activation=self._output_activation(),
+                    init=Layers.resolved_init(self), tie_weights=self.tie_weights, output_activation=self._output_activation(),
                     coding_activation=self.coding_activation, noise=self.noise, walkback=self.walkback,
                     loss=self.loss_)
 

@@ -249,7 +249,7 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
 
     def _model_config(self, n_features: int) -> dict[str, Any]:
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
-                    activation=self.activation, init=self.init, output_activation=self._output_activation(),
+                    activation=self.activation, init=Layers.resolved_init(self), output_activation=self._output_activation(),
                     beta=self.beta, gaussian_decoder=self.loss_ == "gaussian",
                     dynamic_binarization=self.binarize == "dynamic", free_bits=self.free_bits,
                     **self.part(Conv).config(self))

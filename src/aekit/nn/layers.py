@@ -107,6 +107,16 @@ register_activation("linear", identity, identity=True)
 # name -> std multiplier of 1/sqrt(fan_in) for normal inits; xavier is uniform (Glorot & Bengio 2010).
 _FAN_IN_GAIN = {"he": math.sqrt(2.0), "lecun": 1.0}
 INITS = ("he", "lecun", "xavier")
+#: ``init="auto"``: the init measured best for each activation (MNIST, 784-300-150-300-784, Adam 1e-3, batch 150,
+#: 5 epochs, seed 0, test MSE he / lecun / xavier): elu .00635 / **.00383** / .00398, relu .0171 / .00807 /
+#: **.00665**, selu .0112 / .00455 / **.00441**, tanh .00637 / **.00382** / .00386, sigmoid **.0104** / .0120 /
+#: .0124, linear .00520 / .00371 / **.00368**. An activation added later (register_activation) gets "he".
+AUTO_INIT = {"elu": "lecun", "relu": "xavier", "selu": "xavier", "tanh": "lecun", "sigmoid": "he", "linear": "xavier"}
+
+
+def default_init(activation_name: str) -> str:
+    """The init ``init="auto"`` picks for ``activation_name`` (:data:`AUTO_INIT`; "he" for others)."""
+    return AUTO_INIT.get(activation_name, "he")
 
 
 def activation(name: str) -> Activation:

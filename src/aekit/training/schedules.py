@@ -148,8 +148,8 @@ class Convergence:
                            f"(stopped after epoch {record['epoch']})")
             return True
         if record["epoch"] >= self.max_epochs:
-            self.reason = (f"not converged: max_epochs={self.max_epochs} reached while the loss still improved by "
-                           f"more than tol={self.tol:g} (relative); raise max_epochs or tol")
+            self.reason = (f"not converged: the cap of {self.max_epochs} epochs reached while the loss still "
+                           f"improved by more than tol={self.tol:g} (relative); raise max_epochs or tol")
         return False
 
 
