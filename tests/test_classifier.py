@@ -175,3 +175,20 @@ def test_pretraining_beats_scratch_with_one_percent_of_mnist(data_dir):
                                                                                        ds.y_train[rows])
         scores[name] = clf.score(ds.X_test, ds.y_test)
     assert scores["fine-tuned"] > scores["scratch"] + 0.01, scores
+
+
+def test_defaults_pretrain_the_winning_recipe_and_scratch_is_the_same_network(digits):
+    """autoencoder_params=None pretrains docs/results.md's few-labels recipe (denoising, BCE, 300-150, He, 15
+    epochs); pretrain=False builds the same network from a random init without training anything (it used to
+    raise AttributeError for want of the autoencoder's resolved loss)."""
+    from aekit.estimators.classifier import PRETRAINING
+
+    X, _ = digits
+    y = np.arange(len(X)) % 3
+    pre = aekit.PretrainedClassifier(epochs=1, random_state=0).fit(X, y)
+    assert pre.autoencoder_.get_params()["noise"] == PRETRAINING["noise"] == "mask:0.3"
+    assert pre.autoencoder_.n_epochs_ == 15 and pre.autoencoder_.loss_ == "bce"
+    scratch = aekit.PretrainedClassifier(pretrain=False, epochs=1, random_state=0).fit(X, y)
+    assert not hasattr(scratch, "autoencoder_")
+    shapes = lambda est: [tuple(p.shape) for p in est.model_.parameters()]
+    assert shapes(scratch) == shapes(pre)

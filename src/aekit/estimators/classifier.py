@@ -37,6 +37,12 @@ from .base import TorchEstimator, _jsonable, load
 from .parts import Training, int_list
 
 
+#: the autoencoder ``autoencoder_params=None`` pretrains: docs/results.md's few-labels recipe (``aekit experiment
+#: few-labels``' defaults), which beat training from scratch at every label fraction, on every seed
+PRETRAINING: dict[str, Any] = {"hidden_layers": (300, 150), "activation": "elu", "init": "he", "noise": "mask:0.3",
+                               "loss": "auto", "epochs": 15}  # auto: BCE for X in [0, 1] (the recipe's), else MSE
+
+
 def _freeze_flag(text: str) -> str | int:
     """``--freeze``: all, none or a number of lower encoder layers."""
     import argparse
@@ -105,8 +111,11 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
               type="aekit.Autoencoder, str, path or None", flag=Flag("--encoder", parse=str, metavar="RUN")),
         Param("autoencoder_params", None, [dict, None],
               "Parameters of the autoencoder pretrained when ``autoencoder=None``, e.g. ``{\"hidden_layers\": "
-              "(300, 150), \"noise\": \"mask:0.3\", \"epochs\": 10}`` (a denoising one). Its ``random_state``, "
-              "``device`` and ``precision`` default to this classifier's.", type="dict or None", flag=None),
+              "(64, 32)}`` (``{}``: ``aekit.Autoencoder()``'s defaults). None: the recipe that won in "
+              "docs/results.md (``PRETRAINING``: a denoising 784-300-150 autoencoder, ELU, He, 30% masking noise, "
+              "BCE (MSE for X outside [0, 1]), 15 epochs; fine-tuned with 1% of MNIST's labels it scored 89.0% against 86.1% from scratch, "
+              "5 seeds). Its ``random_state``, ``device`` and ``precision`` default to this classifier's.",
+              type="dict or None", flag=None),
         Param("pretrain", True, ["boolean"],
               "False: no autoencoder is trained or copied; the encoder layers start from a random init (the same "
               "architecture trained from scratch, the baseline).", flag=Flag("--scratch", action="store_false")),
@@ -146,7 +155,7 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         if ae is None:
             from ..models.autoencoder import Autoencoder
 
-            ae = Autoencoder(**(self.autoencoder_params or {}))
+            ae = Autoencoder(**(PRETRAINING if self.autoencoder_params is None else self.autoencoder_params))
         elif self.autoencoder_params:
             raise ConfigError("autoencoder_params applies only with autoencoder=None; set the parameters on the "
                               "autoencoder you pass instead")
@@ -162,6 +171,7 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         ae.set_params(**{k: v for k, v in overrides.items() if v is not None})
         if not self.pretrain:  # the architecture only: the baseline never sees the autoencoder's training
             self.encoder_source_ = _described(ae, fitted_by=None)
+            ae._resolve(X)  # the settings fit would decide from the rows (loss="auto", ...), without training
             return ae._build_model(X.shape[1], self.seed_)
         self.autoencoder_ = ae.fit(X)
         self.encoder_source_ = _described(ae, fitted_by="PretrainedClassifier.fit", n_samples=len(X))

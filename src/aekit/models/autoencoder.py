@@ -51,7 +51,7 @@ class Autoencoder(AutoencoderEstimator):
         CodingActivation(),
         TiedWeights(),
         OutputActivation(),
-        Reconstruction("mse", ("mse", "bce")),
+        Reconstruction("mse", ("mse", "bce"), auto="mse"),
         Regularizers(),
         Greedy(),
         Conv(),
