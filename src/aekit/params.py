@@ -121,6 +121,27 @@ def _type_text(constraints: Sequence[Any]) -> str:
     return " or ".join(dict.fromkeys(names))
 
 
+def word_or_int(words: dict[str, Any], what: str, minimum: int = 0) -> Callable[[str], Any]:
+    """A flag parser: one of ``words`` (the text -> its value), or an integer >= ``minimum`` (``--epochs auto|N``,
+    ``--freeze all|none|K``, ``--coding-size auto|none|N``)."""
+
+    def parse(text: str) -> Any:
+        import argparse
+
+        if text in words:
+            return words[text]
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {', '.join(words)} or a number ({what}), got {text!r}"
+                                             ) from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def positive_int() -> list[Any]:
     return [Interval(Integral, 1, None, closed="left")]
 

@@ -27,7 +27,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..io import Checkpoint
 from ..models.base import build_model
 from ..models.classifier import EncoderClassifier, ModelSuffix, encoder_spec
-from ..params import Flag, Param
+from ..params import Flag, Param, word_or_int
 from ..registry import register_estimator
 from ..training import make_optimizer, threads
 from ..training.classification import ClassificationStep
@@ -43,19 +43,8 @@ PRETRAINING: dict[str, Any] = {"hidden_layers": (300, 150), "activation": "elu",
                                "loss": "auto", "epochs": 15}  # auto: BCE for X in [0, 1] (the recipe's), else MSE
 
 
-def _freeze_flag(text: str) -> str | int:
-    """``--freeze``: all, none or a number of lower encoder layers."""
-    import argparse
+_freeze_flag = word_or_int({"all": "all", "none": "none"}, "the number of frozen layers")  # --freeze
 
-    if text in ("all", "none"):
-        return text
-    try:
-        k = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected all, none or a number of layers, got {text!r}") from None
-    if k < 0:
-        raise argparse.ArgumentTypeError(f"the number of frozen layers must be >= 0, got {k}")
-    return k
 
 def _labelled_rows(y: np.ndarray, unlabelled: Any) -> np.ndarray:
     """Boolean mask of the rows whose label is not the marker ``unlabelled`` (None: every row is labelled)."""

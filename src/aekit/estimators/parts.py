@@ -31,6 +31,7 @@ from ..params import (
     non_negative_int,
     positive_float,
     positive_int,
+    word_or_int,
 )
 
 if TYPE_CHECKING:
@@ -161,19 +162,7 @@ class Part:
         return None
 
 
-def _epochs_flag(text: str) -> int | str:
-    """``--epochs``: a number of epochs or ``auto``."""
-    import argparse
-
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of epochs or auto, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"epochs must be >= 0, got {value}")
-    return value
+_epochs_flag = word_or_int({"auto": "auto"}, "epochs")
 
 
 class Training(Part):
@@ -594,15 +583,7 @@ class Conv(Part):
 AUTO_CODING_SIZE = 30  # the book's convolutional autoencoder's coding (Géron ch. 15)
 
 
-def _coding_size_flag(text: str) -> int | str | None:
-    import argparse
-
-    if text in ("auto", "none", "None"):
-        return None if text.lower() == "none" else "auto"
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a size, auto or none, got {text!r}") from None
+_coding_size_flag = word_or_int({"auto": "auto", "none": None, "None": None}, "coding size", minimum=1)
 
 
 class ConvCoding(Part):
