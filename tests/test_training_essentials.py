@@ -4,6 +4,7 @@ callbacks, and the run folder's metrics log; each resumable bit for bit."""
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import signal
@@ -150,8 +151,10 @@ def test_epochs_auto_stops_when_the_loss_stops_improving(digits):
 def test_epochs_auto_on_the_command_line(tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--hidden", "16,4", "--epochs", "auto", "--max-epochs", "4", "--out", str(run),
-                 "--quiet"]) == 0
+                 "--quiet", "--json"]) == 0
     assert aekit.load(run).n_epochs_ == 4
+    out = capsys.readouterr().out.strip().splitlines()
+    assert "not converged: the cap of 4 epochs" in out[-2] and json.loads(out[-1])["stopped"].startswith("not")
     with pytest.raises(SystemExit) as info:  # argparse's usage error
         main(["train", "--epochs", "some", "--out", str(tmp_path / "x")])
     assert info.value.code == 2 and not (tmp_path / "x").exists()

@@ -193,8 +193,10 @@ def run(args: argparse.Namespace) -> None:
                                                  label_column=spec.get("label_column"),
                                                  device=given.get("device") or "cpu"))
     where = spec.get("dataset") or spec.get("file")
+    stopped = getattr(est, "stopped_", "")
+    why = f"; {stopped}" if est.epochs == "auto" and stopped else ""  # epochs=auto: what ended training
     emit(args, f"test reconstruction MSE on {where}: {test_mse:.5f}  ({epochs_text(est)}, {seconds:.1f} s; "
-               f"run folder: {run_dir})", {**metrics, "run": str(run_dir)})
+               f"run folder: {run_dir}){why}", {**metrics, "run": str(run_dir), "stopped": stopped})
 
 
 def _restore_notes(run_dir: Path, old: bytes | None) -> None:
