@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from .loop import History
+from .schedules import Progress
 
 
 class EarlyStopping:
@@ -19,20 +20,26 @@ class EarlyStopping:
     continues would have."""
 
     def __init__(self, model: torch.nn.Module, patience: int = 10, min_delta: float = 0.0, monitor: str = "val_loss") -> None:
-        self.model, self.patience, self.min_delta, self.monitor = model, patience, min_delta, monitor
-        self.best = float("inf")
+        self.model, self.patience, self.monitor = model, patience, monitor
+        self.progress = Progress(min_delta=min_delta)
         self.best_state: dict[str, torch.Tensor] | None = None
-        self.best_epoch = 0
-        self.wait = 0
+
+    @property
+    def best(self) -> float:
+        return self.progress.best
+
+    @property
+    def best_epoch(self) -> int:
+        return self.progress.best_epoch
+
+    @property
+    def wait(self) -> int:
+        """Epochs since the monitored loss last improved."""
+        return self.progress.since
 
     def _update(self, record: dict[str, Any]) -> bool:
         """Take one epoch's record; True if it is the new best."""
-        value = record[self.monitor]
-        if value < self.best - self.min_delta:
-            self.best, self.wait, self.best_epoch = value, 0, int(record["epoch"])
-            return True
-        self.wait += 1
-        return False
+        return self.progress.update(record[self.monitor], int(record["epoch"]))
 
     def resume(self, history: History, best_state: dict[str, torch.Tensor]) -> None:
         """Continue from ``history`` (the records of the epochs already run) and the saved best weights."""

@@ -35,6 +35,48 @@ def monitored(record: dict[str, Any]) -> float:
     return float(record.get("val_loss", record["loss"]))
 
 
+class Progress:
+    """The best monitored loss so far and the epochs since it last improved (by more than ``tol * |best|`` +
+    ``min_delta``), kept up to date from a growing history: :meth:`follow` reads only the records it has not
+    seen, so a callback that follows the history every epoch (and, on resume, rebuilds itself from it) does
+    linear work, not quadratic. Early stopping, ``epochs="auto"`` and the plateau schedule judge epochs by it."""
+
+    def __init__(self, tol: float = 0.0, min_delta: float = 0.0) -> None:
+        self.tol, self.min_delta = float(tol), float(min_delta)
+        self.best, self.best_epoch, self.since, self.seen = math.inf, 0, 0, 0
+
+    def update(self, value: float, epoch: int = 0) -> bool:
+        """Take one epoch's loss; True if it is the new best."""
+        bar = self.best if self.best == math.inf else self.best - self.tol * abs(self.best) - self.min_delta
+        if value < bar or self.best == math.inf:
+            self.best, self.best_epoch, self.since = value, int(epoch), 0
+            return True
+        self.since += 1
+        return False
+
+    def follow(self, history: Sequence[dict[str, Any]], upto: int | None = None) -> None:
+        """Take the records ``history[seen:upto]`` (the epochs not taken yet)."""
+        end = len(history) if upto is None else upto
+        for record in history[self.seen:end]:
+            self.update(monitored(record), record.get("epoch", 0))
+        self.seen = max(self.seen, end)
+
+
+class _Plateau:
+    """The plateau schedule's state: the factor after the epochs it has taken (one :class:`Progress`)."""
+
+    def __init__(self, patience: float, gamma: float) -> None:
+        self.patience, self.gamma = int(patience), float(gamma)
+        self.progress, self.value = Progress(), 1.0
+
+    def factor(self, epoch: int, history: Sequence[dict[str, Any]]) -> float:
+        while self.progress.seen < epoch:  # one record at a time: a reduction restarts the count
+            self.progress.follow(history, self.progress.seen + 1)
+            if self.progress.since > self.patience:
+                self.value, self.progress.since = max(self.value * self.gamma, PLATEAU_FLOOR), 0
+        return self.value
+
+
 @dataclass(frozen=True)
 class Schedule:
     """A parsed ``lr_schedule``: :meth:`factor` of the base learning rate for an epoch."""
@@ -42,8 +84,11 @@ class Schedule:
     kind: str
     args: tuple[float, ...] = ()
 
-    def factor(self, epoch: int, total: int, history: Sequence[dict[str, Any]]) -> float:
-        """The factor for epoch ``epoch`` (0-based) of ``total``, given the records of the epochs before it."""
+    def factor(self, epoch: int, total: int, history: Sequence[dict[str, Any]],
+               plateau: _Plateau | None = None) -> float:
+        """The factor for epoch ``epoch`` (0-based) of ``total``, given the records of the epochs before it;
+        ``plateau``: the state of earlier calls (epochs in order), from :meth:`state`, so that the plateau
+        schedule reads each record once."""
         total = max(int(total), 1)
         if self.kind == "constant":
             return 1.0
@@ -64,17 +109,13 @@ class Schedule:
             span = max(1, total - 1 - rise)
             low = 1 / (div * 1e4)
             return low + (1 - low) * 0.5 * (1 + math.cos(math.pi * min(epoch - rise, span) / span))
-        patience, gamma = self.args or (5, 0.5)
-        factor, best, bad = 1.0, math.inf, 0
-        for record in history[:epoch]:
-            value = monitored(record)
-            if value < best:
-                best, bad = value, 0
-            else:
-                bad += 1
-                if bad > int(patience):
-                    factor, bad = max(factor * float(gamma), PLATEAU_FLOOR), 0
-        return factor
+        return (plateau or self.state()).factor(epoch, history)
+
+    def state(self) -> _Plateau | None:
+        """What :meth:`factor` carries between epochs (the plateau schedule's), None for the others."""
+        if self.kind != "plateau":
+            return None
+        return _Plateau(*(self.args or (5, 0.5)))
 
 
 def parse_schedule(text: str) -> Schedule:
@@ -106,9 +147,10 @@ class LearningRateSchedule:
         self.schedule, self.total = schedule, total
         self.groups = [(g, float(g["lr"])) for opt in optimizers for g in opt.param_groups]
         self.lr = self.groups[0][1] if self.groups else 0.0
+        self.plateau = schedule.state()
 
     def on_epoch_begin(self, epoch: int, history: History) -> None:
-        factor = self.schedule.factor(epoch, self.total, history)
+        factor = self.schedule.factor(epoch, self.total, history, self.plateau)
         for group, base in self.groups:
             group["lr"] = base * factor
         self.lr = self.groups[0][0]["lr"] if self.groups else 0.0
@@ -130,17 +172,12 @@ class Convergence:
 
     def __init__(self, tol: float, n_iter_no_change: int, max_epochs: int) -> None:
         self.tol, self.n, self.max_epochs = float(tol), int(n_iter_no_change), int(max_epochs)
+        self.progress = Progress(tol=self.tol)
         self.reason = ""
 
     def converged(self, history: Sequence[dict[str, Any]]) -> bool:
-        best, bad = math.inf, 0
-        for record in history:
-            value = monitored(record)
-            if value < best - self.tol * abs(best) or best == math.inf:
-                best, bad = value, 0
-            else:
-                bad += 1
-        return bad >= self.n
+        self.progress.follow(history)
+        return self.progress.since >= self.n
 
     def on_epoch_end(self, record: dict[str, Any], history: History) -> bool:
         if self.converged(history):
