@@ -35,7 +35,7 @@ from ..errors import CheckpointError, ConfigError, DataError
 from ..io import Checkpoint, save_checkpoint
 from ..params import Flag, LiveOptions, Param, check_unique, make_init, parameters_doc, with_parameters_doc
 from ..registry import ESTIMATORS, FAMILIES, register_estimator
-from .base import _jsonable
+from .base import _from_json, _jsonable
 from .parts import Training
 
 TRIM_WARMUP = 1 / 3  # with trim, the share of the epochs trained on every row before rows are left out
@@ -402,11 +402,9 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
             model = params["model"]
             if isinstance(model, dict):
                 scorer_cls = ESTIMATORS.get(model["estimator"])
-                params["model"] = scorer_cls(**{k: tuple(v) if isinstance(v, list) else v
-                                                for k, v in model["params"].items()})
+                params["model"] = scorer_cls(**_from_json(model["params"]))
             if params.get("model_params"):
-                params["model_params"] = {k: tuple(v) if isinstance(v, list) else v
-                                          for k, v in params["model_params"].items()}
+                params["model_params"] = _from_json(params["model_params"])
             if device is not None:
                 params["device"] = device
             known = set(cls._get_param_names())

@@ -65,6 +65,12 @@ def _jsonable(value: Any) -> Any:
     return None  # e.g. a RandomState instance: not reproducible from JSON, stored as None
 
 
+def _from_json(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters read back from a checkpoint's JSON: lists become tuples again (as :func:`_jsonable` wrote
+    the sequences)."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in params.items()}
+
+
 def generator_from(random_state: Any) -> torch.Generator:
     """A CPU generator seeded from ``random_state`` (None: fresh entropy, as scikit-learn)."""
     seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
@@ -522,7 +528,7 @@ class TorchEstimator(BaseEstimator):
             if device is not None:
                 params["device"] = device
             known = set(cls._get_param_names())
-            est = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in params.items() if k in known})
+            est = cls(**_from_json({k: v for k, v in params.items() if k in known}))
             est.device_ = resolve_device(est.device)
             est.model_ = build_model(cfg["model"]["name"], cfg["model"]["config"])
             fitted = cfg["fitted"]
