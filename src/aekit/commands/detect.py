@@ -159,7 +159,7 @@ def cmd_score(args: argparse.Namespace) -> None:
     det, X, _, _, data = _rows(args)
     scores = det.anomaly_score(X)
     outlier = (scores > det.threshold_).astype(int)
-    table = np.column_stack([scores, outlier, det.predict_proba(X)[:, 1], det.predict_confidence(X)])
+    table = np.column_stack([scores, outlier, det.proba_of(scores)[:, 1], det.confidence_of(scores)])  # one pass
     summary = (f"scored {len(X)} rows ({args.split} split of {data.name}): {int(outlier.sum())} flagged as outliers "
                f"({outlier.mean():.1%}; threshold {det.threshold_:.4g})")
     payload: dict[str, Any] = {"n_rows": int(len(X)), "n_outliers": int(outlier.sum()), "threshold": det.threshold_}

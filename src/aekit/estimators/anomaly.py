@@ -39,6 +39,8 @@ from .base import _from_json, _jsonable
 from .parts import Training
 
 TRIM_WARMUP = 1 / 3  # with trim, the share of the epochs trained on every row before rows are left out
+PROBABILITIES = {"rank": calibration.rank_probability, "linear": calibration.linear_probability,
+                 "unify": calibration.unify_probability}  # predict_proba's methods
 DETECTION_INIT = "he"  # a scorer left at init="auto" gets this (measured: see AnomalyDetector._scorer)
 
 
@@ -322,18 +324,23 @@ class AnomalyDetector(OutlierMixin, BaseEstimator):
         labels; both are monotone in the score (see :mod:`aekit.detection.calibration`).
         """
         check_is_fitted(self, "scorer_")
-        methods = {"rank": calibration.rank_probability, "linear": calibration.linear_probability,
-                   "unify": calibration.unify_probability}
-        if method not in methods:
-            raise ConfigError(f"method must be one of {', '.join(methods)}, got {method!r}")
-        outlier = methods[method](self.decision_scores_, self.anomaly_score(X))
+        if method not in PROBABILITIES:  # before scoring anything
+            raise ConfigError(f"method must be one of {', '.join(PROBABILITIES)}, got {method!r}")
+        return self.proba_of(self.anomaly_score(X), method)
+
+    def proba_of(self, scores: np.ndarray, method: str = "rank") -> np.ndarray:
+        """:meth:`predict_proba` of rows whose :meth:`anomaly_score` is ``scores`` (no second scoring pass)."""
+        outlier = PROBABILITIES[method](self.decision_scores_, scores)
         return np.column_stack([1.0 - outlier, outlier])
 
     def predict_confidence(self, X: Any) -> np.ndarray:
         """(n,) in [0, 1]: ExCeeD's confidence in each row's ``predict`` label (PyOD's ``predict_confidence``; see
         :mod:`aekit.detection.calibration`)."""
         check_is_fitted(self, "scorer_")
-        scores = self.anomaly_score(X)
+        return self.confidence_of(self.anomaly_score(X))
+
+    def confidence_of(self, scores: np.ndarray) -> np.ndarray:
+        """:meth:`predict_confidence` of rows whose :meth:`anomaly_score` is ``scores``."""
         return calibration.exceed_confidence(self.decision_scores_, scores, self.contamination,
                                              scores > self.threshold_)
 
