@@ -35,7 +35,8 @@ import aekit
 X = np.load(sys.argv[2])
 def fit(kind):
     if kind == "vae":
-        aekit.VariationalAutoencoder((500, 500), latent_dim=20, epochs=1, batch_size=150, random_state=0,
+        aekit.VariationalAutoencoder((500, 500), latent_dim=20, binarize=None, epochs=1, batch_size=150,
+                                     random_state=0,
                                      device="cpu").fit(X)
     else:
         aekit.Autoencoder((300, 150), tie_weights=kind == "tied", epochs=1, batch_size=150, random_state=0,

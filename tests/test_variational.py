@@ -28,3 +28,16 @@ def test_loss_is_negative_elbo_in_nats_and_sampling_works(digits):
     assert np.array_equal(samples, vae.sample(16, random_state=0))
     assert vae.transform(X_test).shape == (len(X_test), 4)
     assert np.array_equal(vae.predict(X_test[:5]), vae.predict(X_test[:5]))  # reconstruct from the mean
+
+
+def test_binarize_auto_is_dynamic_for_a_bernoulli_decoder_and_saved(digits, tmp_path):
+    X, _ = digits
+    vae = aekit.VariationalAutoencoder((16,), latent_dim=2, epochs=1, random_state=0).fit(X)
+    assert vae.binarize == "auto" and vae.loss_ == "bce" and vae.binarize_ == "dynamic"
+    assert vae.model_.config["dynamic_binarization"] is True
+    loaded = aekit.load(vae.save(tmp_path / "v"))
+    assert loaded.binarize_ == "dynamic"
+    gauss = aekit.VariationalAutoencoder((16,), latent_dim=2, epochs=1, random_state=0).fit(X * 4 - 2)
+    assert gauss.loss_ == "gaussian" and gauss.binarize_ is None  # no Bernoulli likelihood, nothing to binarize
+    none = aekit.VariationalAutoencoder((16,), latent_dim=2, binarize=None, epochs=1, random_state=0).fit(X)
+    assert none.binarize_ is None and none.model_.config["dynamic_binarization"] is False

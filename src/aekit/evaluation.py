@@ -24,9 +24,8 @@ import torch
 from .errors import ConfigError
 from .losses.reconstruction import reconstruction_loss
 from .models.base import AEOutput
-from .models.variational import VariationalAutoencoderModule as VariationalAutoencoder, gaussian_kl
-
-LOG_2PI = math.log(2 * math.pi)
+from .models.variational import LOG_2PI
+from .models.variational import VariationalAutoencoderModule as VariationalAutoencoder
 
 
 def _decoder_log_likelihood(model: VariationalAutoencoder, loss: str, z: torch.Tensor,
@@ -69,7 +68,7 @@ def importance_log_likelihood(model: VariationalAutoencoder, X: torch.Tensor, k:
                 eps = torch.randn((s, *mu.shape), generator=generator).to(mu.device)  # a CPU generator
                 z = mu + std * eps  # (s, r, latent)
                 log_q = -0.5 * (eps.pow(2) + logvar + LOG_2PI).sum(-1)  # (s, r)
-                log_prior = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+                log_prior = model.log_prior(z)  # (s, r): the family's prior
                 log_px = _decoder_log_likelihood(model, loss, z.reshape(-1, z.shape[-1]),
                                                  x.expand(s, *x.shape).reshape(-1, x.shape[-1])).view(s, -1)
                 log_w.append((log_px + log_prior - log_q).double())
@@ -83,7 +82,8 @@ def importance_log_likelihood(model: VariationalAutoencoder, X: torch.Tensor, k:
 def elbo(model: VariationalAutoencoder, X: torch.Tensor, n_samples: int = 1, *, loss: str = "bce",
          batch_size: int = 1024, generator: torch.Generator | None = None) -> torch.Tensor:
     """The evidence lower bound of each row: (n,) float64; the reconstruction term averages ``n_samples`` codings
-    drawn from q(z|x), the KL is analytic (and unweighted: the true ELBO, whatever ``beta`` training used)."""
+    drawn from q(z|x), the KL is the model's (``kl_estimate``: analytic for the standard normal prior, else one sample per draw) and
+    unweighted: the true ELBO, whatever ``beta`` training used."""
     _check_likelihood(loss)
     was_training = model.training
     model.eval()
@@ -92,11 +92,12 @@ def elbo(model: VariationalAutoencoder, X: torch.Tensor, n_samples: int = 1, *, 
         for start in range(0, len(X), batch_size):
             x = X[start : start + batch_size]
             mu, logvar = model.encode_distribution(x)
-            rec = torch.zeros(len(x), dtype=torch.float64, device=x.device)
+            total = torch.zeros(len(x), dtype=torch.float64, device=x.device)
             for _ in range(n_samples):
                 eps = torch.randn(mu.shape, generator=generator).to(mu.device)
-                rec += _decoder_log_likelihood(model, loss, mu + torch.exp(0.5 * logvar) * eps, x).double()
-            results.append(rec / n_samples - gaussian_kl(mu, logvar).double())
+                z = mu + torch.exp(0.5 * logvar) * eps
+                total += _decoder_log_likelihood(model, loss, z, x).double() - model.kl_estimate(mu, logvar, z).double()
+            results.append(total / n_samples)
     finally:
         model.train(was_training)
     return torch.cat(results)

@@ -123,7 +123,7 @@ def given_params(args: argparse.Namespace, cls: type, name: str | None = None,
         verb = "does" if len(refused) == 1 else "do"
         hint = ""
         if alternatives:
-            takers = [alt for alt, other in alternatives.items()
+            takers = [alt for alt, other in sorted(alternatives.items())
                       if all(k in set(other._get_param_names()) for k in refused)]
             hint = (f"; add --model {' or '.join(takers)}" if takers else
                     "; no single --model takes them all (aekit train --help lists each flag's families)")

@@ -73,7 +73,7 @@ def generative_metrics(est: Any, args: argparse.Namespace, X_train: np.ndarray,
                               f"a {type(est).__name__} (use --parzen for other generative runs)")
         if args.k < 1:
             raise ConfigError(f"--k must be >= 1, got {args.k}")
-        binarized = bool(getattr(est, "binarize", None))
+        binarized = bool(getattr(est, "binarize_", None))
         Xe = binarize(X, seed=args.seed) if binarized else X
         t0 = time.perf_counter()
         ll = est.log_likelihood(Xe, k=args.k, random_state=args.seed)

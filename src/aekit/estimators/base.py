@@ -502,7 +502,8 @@ class TorchEstimator(BaseEstimator):
                        for k, v in self.get_params(deep=False).items()},
             "model": {"name": self.model_.registry_name, "config": self.model_.config},
             "fitted": {"n_features_in_": int(self.n_features_in_), "n_epochs_": int(self.n_epochs_),
-                       "seed_": int(self.seed_), **({"loss_": self.loss_} if hasattr(self, "loss_") else {})},
+                       "seed_": int(self.seed_),
+                       **{n: getattr(self, n) for part in self.parts for n in part.fitted if hasattr(self, n)}},
             "extra": getattr(self, "checkpoint_extra_", {}),
         }
 

@@ -86,6 +86,11 @@ def ints(value: Any) -> list[int]:
     return [int(v) for v in np.ravel(value)]
 
 
+def _none_or_word(text: str) -> str | None:
+    """A word option on the command line, ``none`` -> None."""
+    return None if text.strip().lower() == "none" else text
+
+
 def _activations() -> list[str]:
     from ..nn.layers import ACTIVATIONS
 
@@ -104,6 +109,8 @@ class Part:
 
     params: tuple[Param, ...] = ()
     title = "options"  # the heading of its flags in a command's help
+    #: the fitted settings ``resolve`` decides (saved in the checkpoint's "fitted" entry)
+    fitted: tuple[str, ...] = ()
     #: settings that make the estimator build another model (e.g. ``arch="conv"``), for tests/test_common.py
     variants: tuple[dict[str, Any], ...] = ()
 
@@ -308,6 +315,7 @@ class Reconstruction(Part):
     else ``auto``. The loss trained with is the fitted ``loss_``."""
 
     title = "layers and loss"
+    fitted = ("loss_",)
 
     def __init__(self, loss: str = "mse", losses: Sequence[str] = ("mse", "bce"), doc: str | None = None,
                  auto: str | None = None) -> None:
@@ -609,24 +617,39 @@ class ConvCoding(Part):
 
 
 class Binarization(Part):
-    """Training on binarized X (Bernoulli draws of intensities in [0, 1])."""
+    """Training on binarized X (Bernoulli draws of intensities in [0, 1]); the setting used is the fitted
+    ``binarize_``."""
 
     title = "layers and loss"
+    fitted = ("binarize_",)
 
     params = (
-        Param("binarize", None, [StrOptions({"static", "dynamic"}), None],
+        Param("binarize", "auto", [StrOptions({"auto", "static", "dynamic"}), None],
               "Train on binarized X: ``\"static\"`` one fixed Bernoulli draw (seeded by ``random_state``), "
-              "``\"dynamic\"`` a fresh draw per batch (Burda et al. 2015). Evaluate on a statically binarized copy, "
-              "``aekit.data.binarize(X_test, seed)``.", type="{'static', 'dynamic'} or None", flag=Flag(parse=str)),
+              "``\"dynamic\"`` a fresh draw per batch (Burda et al. 2015), None: the intensities themselves. "
+              "``\"auto\"``: ``\"dynamic\"`` for a Bernoulli decoder (a fitted ``loss_`` of ``\"bce\"``: its "
+              "likelihood is one of binary data, and on MNIST 30 epochs reach 89.0 nats instead of 94.5), else "
+              "None. Evaluate on a statically binarized copy, ``aekit.data.binarize(X_test, seed)`` (``aekit "
+              "evaluate --nll`` does).", type="{'auto', 'static', 'dynamic'} or None", flag=Flag(parse=_none_or_word)),
     )
 
+    def resolve(self, est: Any, X: np.ndarray) -> dict[str, Any]:
+        value = est.binarize
+        if value == "auto":
+            value = "dynamic" if getattr(est, "loss_", None) == "bce" else None
+        return {"binarize_": value}
+
+    def restore(self, est: Any, fitted: dict[str, Any], params: dict[str, Any]) -> None:
+        # checkpoints from before "auto" existed name the setting itself
+        est.binarize_ = fitted.get("binarize_", None if est.binarize == "auto" else est.binarize)
+
     def check(self, est: Any, X: np.ndarray) -> None:
-        if est.binarize and (X.min() < 0 or X.max() > 1):
-            raise DataError(f"binarize={est.binarize!r} needs X in [0, 1] (intensities as probabilities), but X "
+        if est.binarize_ and (X.min() < 0 or X.max() > 1):
+            raise DataError(f"binarize={est.binarize_!r} needs X in [0, 1] (intensities as probabilities), but X "
                             f"ranges over [{X.min():.3g}, {X.max():.3g}]; scale it first (e.g. MinMaxScaler)")
 
     def training_rows(self, est: Any, X: np.ndarray) -> np.ndarray:
-        if est.binarize == "static":  # one draw, the same on every (re)start of this run
+        if est.binarize_ == "static":  # one draw, the same on every (re)start of this run
             from ..data.binarize import binarize
 
             return binarize(X, seed=est.seed_)

@@ -46,6 +46,14 @@ from ..training.executors import VARIATIONAL_CHAIN
 from .base import AEOutput, AutoencoderModule
 
 
+LOG_2PI = math.log(2 * math.pi)
+
+
+def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """log N(z; mu, diag(exp(logvar))) summed over the last axis (broadcasting the leading ones)."""
+    return -0.5 * ((z - mu).pow(2) * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+
+
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, exp(logvar)) || N(0, I)) per row: (batch,)."""
     return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(dim=1)
@@ -191,21 +199,39 @@ class VariationalAutoencoderModule(AutoencoderModule):
         """``n`` draws of the prior N(0, I), (n, latent), on the CPU."""
         return torch.randn(n, self.n_codings, generator=generator)
 
-    def forward(self, x: torch.Tensor) -> AEOutput:
-        target = None
-        if self.training and self.config["dynamic_binarization"]:
-            x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
-        mu, logvar = self.encode_distribution(x)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)  # reparameterization
+    # -- the latent model: what a family changes (its prior, its latent loss terms) -------------------------------
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) of codings (..., latent) -> (...): the standard normal."""
+        return -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+
+    def kl_estimate(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per row, (batch,), given a draw ``z`` of q: analytic for the standard normal prior
+        (``z`` unused); a family with another prior returns the one-sample estimate log q(z|x) - log p(z)."""
+        return gaussian_kl(mu, logvar)
+
+    def reparameterize(self, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+    def latent_terms(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
+                     z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model's own loss terms for a batch (each a scalar, already weighted): the VAE's is
+        ``beta * kl_weight * KL``, with free bits if set."""
         free_bits = self.config.get("free_bits", 0.0)
         if free_bits:  # Kingma et al. 2016: each latent unit's batch-mean KL counts at least free_bits nats
             per_unit = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).mean(dim=0)
             kl = per_unit.clamp(min=free_bits).sum()
         else:
-            kl = gaussian_kl(mu, logvar).mean()
-        return AEOutput(self.decode(z), mu, self.output_activation,
-                        terms={"kl": self.config["beta"] * self.kl_weight * kl}, target=target,
-                        log_scale=self.log_scale)
+            kl = self.kl_estimate(mu, logvar, z).mean()
+        return {"kl": self.config["beta"] * self.kl_weight * kl}
+
+    def forward(self, x: torch.Tensor) -> AEOutput:
+        target = None
+        if self.training and self.config["dynamic_binarization"]:
+            x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
+        mu, logvar = self.encode_distribution(x)
+        z = self.reparameterize(mu, logvar)
+        return AEOutput(self.decode(z), mu, self.output_activation, terms=self.latent_terms(x, mu, logvar, z),
+                        target=target, log_scale=self.log_scale)
 
 
 @register_estimator("VariationalAutoencoder", cli="vae")
@@ -251,7 +277,7 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
         return dict(n_features=n_features, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
                     activation=self.activation, init=Layers.resolved_init(self), output_activation=self._output_activation(),
                     beta=self.beta, gaussian_decoder=self.loss_ == "gaussian",
-                    dynamic_binarization=self.binarize == "dynamic", free_bits=self.free_bits,
+                    dynamic_binarization=self.binarize_ == "dynamic", free_bits=self.free_bits,
                     **self.part(Conv).config(self))
 
     def _training_callbacks(self, model: torch.nn.Module, total: int) -> list:

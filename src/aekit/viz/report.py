@@ -152,7 +152,7 @@ def _likelihoods(est: Any, X_test: np.ndarray) -> dict[str, float]:
     if not callable(getattr(est, "elbo", None)):
         return {}
     X = X_test[:LIKELIHOOD_ROWS]
-    if getattr(est, "binarize", None):
+    if getattr(est, "binarize_", None):
         from ..data import binarize
 
         X = binarize(X, seed=0)
