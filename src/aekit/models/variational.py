@@ -215,14 +215,17 @@ class VariationalAutoencoderModule(AutoencoderModule):
     def latent_terms(self, x: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
                      z: torch.Tensor) -> dict[str, torch.Tensor]:
         """The model's own loss terms for a batch (each a scalar, already weighted): the VAE's is
-        ``beta * kl_weight * KL``, with free bits if set."""
+        ``beta * kl_weight * KL``."""
+        return {"kl": self.config["beta"] * self.kl_weight * self.batch_kl(mu, logvar, z)}
+
+    def batch_kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The batch-mean KL the loss sees: with free bits (Kingma et al. 2016) each latent unit's batch-mean
+        KL counts at least ``free_bits`` nats (the standard normal prior's per-unit KL)."""
         free_bits = self.config.get("free_bits", 0.0)
-        if free_bits:  # Kingma et al. 2016: each latent unit's batch-mean KL counts at least free_bits nats
+        if free_bits:
             per_unit = 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).mean(dim=0)
-            kl = per_unit.clamp(min=free_bits).sum()
-        else:
-            kl = self.kl_estimate(mu, logvar, z).mean()
-        return {"kl": self.config["beta"] * self.kl_weight * kl}
+            return per_unit.clamp(min=free_bits).sum()
+        return self.kl_estimate(mu, logvar, z).mean()
 
     def forward(self, x: torch.Tensor) -> AEOutput:
         target = None
