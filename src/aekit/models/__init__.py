@@ -16,6 +16,7 @@ FAMILIES = (
     "conv",
     "autoencoder",
     "variational",
+    "beta_vae",
     "adversarial",
     "gsn",
     "hashing",
