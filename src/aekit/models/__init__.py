@@ -17,6 +17,7 @@ FAMILIES = (
     "autoencoder",
     "variational",
     "beta_vae",
+    "beta_tcvae",
     "adversarial",
     "gsn",
     "hashing",
