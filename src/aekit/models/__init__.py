@@ -18,6 +18,7 @@ FAMILIES = (
     "variational",
     "beta_vae",
     "beta_tcvae",
+    "iwae",
     "adversarial",
     "gsn",
     "hashing",
