@@ -19,6 +19,7 @@ FAMILIES = (
     "beta_vae",
     "beta_tcvae",
     "iwae",
+    "vamp",
     "adversarial",
     "gsn",
     "hashing",
