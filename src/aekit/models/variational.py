@@ -144,7 +144,8 @@ class VariationalAutoencoderModule(AutoencoderModule):
     def n_codings(self) -> int:
         return self.config["latent_dim"]
 
-    def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode_hidden(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's last hidden layer (what the heads read): conv blocks, flattened, then the dense layers."""
         if self.n_conv:
             x = as_images(x, self.shapes[0])
             for block in self.encoder[: self.n_conv]:
@@ -152,7 +153,11 @@ class VariationalAutoencoderModule(AutoencoderModule):
             x = x.flatten(1)  # (batch, C * h * w)
         for layer in self._dense_encoder():
             x = layer(x)
-        return self.mean(x), self.logvar(x)  # (batch, latent) each
+        return x
+
+    def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encode_hidden(x)
+        return self.mean(h), self.logvar(h)  # (batch, latent) each
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_distribution(x)[0]  # the mean: deterministic codings for transform
