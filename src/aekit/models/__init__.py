@@ -20,6 +20,7 @@ FAMILIES = (
     "beta_tcvae",
     "iwae",
     "vamp",
+    "wae",
     "adversarial",
     "gsn",
     "hashing",
