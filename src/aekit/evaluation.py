@@ -30,9 +30,10 @@ from .models.variational import VariationalAutoencoderModule as VariationalAutoe
 
 def _decoder_log_likelihood(model: VariationalAutoencoder, loss: str, z: torch.Tensor,
                             x: torch.Tensor) -> torch.Tensor:
-    """log p(x|z) per row, (rows,): the decoder's Bernoulli (``bce``) or Gaussian (``gaussian``) density."""
-    output = AEOutput(model.decode(z), z, model.output_activation, log_scale=model.log_scale)
-    return -reconstruction_loss(loss)(output, x, "rows")
+    """log p(x|z) per row, (rows,): the decoder's Bernoulli (``bce``) or Gaussian (``gaussian``) density (the
+    model's ``decode_rows`` and ``target_of``: a conditional family reads each row's label)."""
+    output = AEOutput(model.decode_rows(z, x), z, model.output_activation, log_scale=model.log_scale)
+    return -reconstruction_loss(loss)(output, model.target_of(x), "rows")
 
 
 def _check_likelihood(loss: str) -> None:
