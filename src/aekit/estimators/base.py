@@ -244,7 +244,8 @@ class TorchEstimator(BaseEstimator):
             return torch.get_num_threads()
         key = (self.n_jobs, self.batch_size)
         if getattr(self, "_threads_for", (None, None))[0] != key:
-            madds = threads.step_madds(self.model_, self.n_features_in_, self.batch_size)
+            width = getattr(self.model_, "n_inputs", self.n_features_in_)  # a row as the model reads it
+            madds = threads.step_madds(self.model_, width, self.batch_size)
             self._threads_for = (key, threads.chosen(self.n_jobs, madds))
         self.n_threads_ = self._threads_for[1]
         return self.n_threads_
