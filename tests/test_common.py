@@ -184,6 +184,8 @@ def test_model_round_trip_save_load_and_shapes(name, variant, fitted, data16, tm
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()
     x = torch.from_numpy(X[:5])
+    extra = getattr(model, "n_inputs", X.shape[1]) - X.shape[1]  # columns a model reads beside the features
+    x = torch.cat([x, x.new_zeros(len(x), extra)], 1)  # (a conditional family's label: none)
     with torch.no_grad():  # the deterministic outputs (a VAE's forward samples its codings)
         first, second = (m.reconstruct(x) if isinstance(m, AutoencoderModule) else m(x) for m in (model, rebuilt))
     torch.testing.assert_close(second, first, rtol=0, atol=0)
