@@ -114,7 +114,12 @@ def run(args: argparse.Namespace) -> None:
     if continuing and notes.get("data") not in (None, spec):
         raise ConfigError(f"{run_dir} holds a run trained on {_data_text(notes['data'])}, not on {_data_text(spec)}; "
                           "drop --dataset/--data to continue it, or use another --out")
-    X_train, X_test, image_shape = load_split(spec)[:3]
+    X_train, X_test, image_shape, y_train, y_test = load_split(spec)[:5]
+    if not getattr(cls, "conditional", False):  # only a conditional family reads the labels
+        y_train = y_test = None
+    elif y_train is None or y_test is None:
+        raise ConfigError(f"--model {name} is conditioned on labels, but {_data_text(spec)} has none: use a "
+                          "labelled data set (--dataset mnist, or --data FILE --label-column NAME)")
     wanted = {**cli_defaults(cls), **given}
     if "image_shape" in given:  # the shape of one row as an image: flat CSV/.npy rows for a conv model
         image_shape = tuple(given["image_shape"])
@@ -149,7 +154,7 @@ def run(args: argparse.Namespace) -> None:
         from ..callbacks import TensorBoardLogger
 
         est.set_params(callbacks=[TensorBoardLogger(args.tensorboard)])
-    est.check_fit(X_train)  # everything fit would refuse, before anything is written
+    est.check_fit(X_train, y_train)  # everything fit would refuse, before anything is written
     if not np.isfinite(X_test).all():
         raise DataError(f"the test rows of {spec.get('dataset') or Path(spec['file']).name} hold NaN or infinite "
                         "values; clean or impute them first")
@@ -158,7 +163,7 @@ def run(args: argparse.Namespace) -> None:
     before = checkpoint_dir(run_dir) if has_checkpoint(run_dir) else None
     old_notes = (run_dir / RUN_FILE).read_bytes() if (run_dir / RUN_FILE).is_file() else None
     if not main:
-        est.fit(X_train)
+        est.fit(X_train, y_train)
         return
     with folder_lock(run_dir):
         if continuing:
@@ -166,7 +171,7 @@ def run(args: argparse.Namespace) -> None:
         write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape})
         t0 = time.perf_counter()
         try:
-            est.fit(X_train)
+            est.fit(X_train, y_train)
         except TrainingInterrupted as exc:
             exc.run = run_dir
             raise
@@ -179,10 +184,11 @@ def run(args: argparse.Namespace) -> None:
             raise
         seconds = time.perf_counter() - t0
         est.save(run_dir)  # also when no epoch ran (e.g. already complete)
-        test_mse = -est.score(X_test)
+        test_mse = -est.score(X_test, y_test)
         if image_shape is not None:  # a table's rows drawn as pictures would mean nothing
+            labels = () if y_test is None else (y_test[:10],)  # a conditional family reconstructs with the labels
             write_file(run_dir, "reconstructions.png",
-                       figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10]), image_shape)))
+                       figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10], *labels), image_shape)))
         metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
                    "n_parameters": sum(p.numel() for p in est.model_.parameters())}
         write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})

@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ._grid import image_grid
-from ._model import WEIGHT_LAYERS, encoder_layers, image_shape_of
+from ._model import WEIGHT_LAYERS, as_module, encoder_layers, image_shape_of
 
 
 def first_weight_layer(model: Any) -> nn.Module:
@@ -23,12 +23,13 @@ def first_weight_layer(model: Any) -> nn.Module:
     raise TypeError("the encoder has no Linear or Conv2d layer whose weights could be drawn")
 
 
-def layer_features(layer: nn.Module, image_shape: Sequence[int] | None = None
+def layer_features(layer: nn.Module, image_shape: Sequence[int] | None = None, extra_inputs: int = 0
                    ) -> tuple[np.ndarray, tuple[int, ...] | None]:
     """A weight layer's units as flat rows plus the image shape of one row.
 
     ``nn.Linear`` (out, in): each row of the weight is one unit's input weights, drawn with ``image_shape``
-    (which must hold ``in`` values). ``nn.Conv2d`` (out, in, kh, kw): each filter, shape (in, kh, kw); filters
+    (which must hold ``in - extra_inputs`` values: the last ``extra_inputs`` inputs, a conditional model's
+    label, are not drawn). ``nn.Conv2d`` (out, in, kh, kw): each filter, shape (in, kh, kw); filters
     over other than 1 or 3 input channels are averaged over them.
     """
     weight = layer.weight.detach().float().cpu().numpy()
@@ -38,6 +39,7 @@ def layer_features(layer: nn.Module, image_shape: Sequence[int] | None = None
             weight, channels = weight.mean(axis=1, keepdims=True), 1
         return weight.reshape(out, -1), (channels, kh, kw)
     if isinstance(layer, nn.Linear):
+        weight = weight[:, : weight.shape[1] - extra_inputs]
         if image_shape is not None and int(np.prod(image_shape)) != weight.shape[1]:
             raise ValueError(f"image_shape {tuple(image_shape)} holds {int(np.prod(image_shape))} values, but the "
                              f"layer takes {weight.shape[1]} inputs")
@@ -76,7 +78,9 @@ def plot_features(
         ``min(n_units, units in the layer)`` image panels.
     """
     layer = first_weight_layer(model)
-    rows, shape = layer_features(layer, image_shape_of(model, image_shape))
+    module = as_module(model)
+    extra = max(0, getattr(module, "n_inputs", 0) - getattr(module, "n_features", 0))  # after the image: a label
+    rows, shape = layer_features(layer, image_shape_of(model, image_shape), extra_inputs=extra)
     n = min(n_units, len(rows))
     kind = "filters" if isinstance(layer, nn.Conv2d) else "input weights"
     if title is None:
