@@ -21,6 +21,7 @@ FAMILIES = (
     "iwae",
     "vamp",
     "wae",
+    "cvae",
     "adversarial",
     "gsn",
     "hashing",
