@@ -149,6 +149,9 @@ def test_cli_classify_and_few_labels_experiment(tmp_path, capsys):
                  "--quiet", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert 0 <= result["test_accuracy"] <= 1 and result["n_labels"] == 287 and result["freeze"] == "all"
+    assert main(["classify", "--encoder", str(run), "--label-fraction", "0.2", "--epochs", "2", "--lr-schedule",
+                 "cosine", "--out", str(tmp_path / "clf"), "--quiet", "--json"]) == 0  # --epochs is a number
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["epochs"] == 2
     args = ["experiment", "few-labels", "--dataset", "digits", "--fractions", "0.1,1.0", "--seeds", "2",
             "--ae-hidden", "16", "--ae-epochs", "2", "--steps", "20", "--out", str(out), "--quiet", "--json"]
     assert main(args) == 0

@@ -129,7 +129,8 @@ class PretrainedClassifier(ClassifierMixin, TorchEstimator):
         "epochs", None, [Interval(Integral, 0, None, closed="left"), None],
         "Epochs over the labelled rows (with ``warm_start``: in total); None: as many as make ``steps`` gradient "
         "steps, whatever the number of labels (75 labels and the old default of 20 epochs gave 40 steps and 0.53 "
-        "accuracy on digits).", type="int or None")),)
+        "accuracy on digits).", type="int or None", flag=Flag(parse=word_or_int({"none": None}, "epochs"),
+                                                            metavar="N|none"))),)
 
     # -- the encoder ---------------------------------------------------------------------------------------
     def _source_autoencoder(self, X: np.ndarray) -> torch.nn.Module:
