@@ -22,6 +22,7 @@ FAMILIES = (
     "vamp",
     "wae",
     "cvae",
+    "vq_vae",
     "adversarial",
     "gsn",
     "hashing",
