@@ -302,3 +302,30 @@ def test_aae_trains_data_parallel_with_both_networks_wrapped(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     est = aekit.load(run)
     assert est.n_epochs_ == 2 and all(np.isfinite(r["discriminator"]) for r in est.history_)
+
+
+def test_a_mixture_fitted_on_the_codings_samples_nearer_the_data(digits, tmp_path, capsys):
+    from sklearn.neighbors import NearestNeighbors
+
+    X, X_test = digits
+    nearest = NearestNeighbors(n_neighbors=1).fit(X_test)
+    vae = aekit.VariationalAutoencoder((32,), latent_dim=8, epochs=30, random_state=0).fit(X)
+    prior = vae.sample(300, random_state=0)
+    assert vae.fit_sampler(X, n_components=10) is vae
+    mixture = vae.sample(300, random_state=0)
+    assert np.array_equal(mixture, vae.sample(300, random_state=0))
+    # prior draws fall where no training image maps (measured 2.62 vs 1.49 mean distance to the nearest test image)
+    assert nearest.kneighbors(mixture)[0].mean() < 0.8 * nearest.kneighbors(prior)[0].mean()
+    loaded = aekit.load(vae.save(tmp_path / "v"))
+    assert np.array_equal(loaded.sample(300, random_state=0), mixture)
+    vae.set_params(warm_start=True, epochs=31).fit(X)  # trained again: the mixture is dropped
+    assert vae.sampler_ is None
+    with pytest.raises(ValueError, match="components"):
+        vae.fit_sampler(X[:3], n_components=10)
+    run = tmp_path / "r"
+    assert main(["train", "--model", "wae", "--hidden", "16", "--latent-dim", "3", "--epochs", "2", "--out", str(run),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["generate", str(run), "--gmm", "4", "--n", "6", "--out", str(tmp_path / "g.png"), "--json"]) == 0
+    assert _last_json(capsys)["shape"] == [6, 64]
+    assert "sampler.means" not in aekit.load(run)._checkpoint_state()  # generate leaves the run folder as it was

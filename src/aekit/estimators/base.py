@@ -628,13 +628,66 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
 
 
 class Sampling:
-    """``sample(n)``: codings drawn from the model's prior (its ``sample_codings``), decoded."""
+    """``sample(n)``: codings drawn from the model's prior (its ``sample_codings``), or from a Gaussian mixture
+    fitted on the training codings (:meth:`fit_sampler`, pythae's ``GaussianMixtureSampler``), decoded."""
 
     def sample(self, n: int, random_state: Any = None) -> np.ndarray:
-        """``n`` new samples (n, n_features): prior draws, decoded; the decoder's means (pixel probabilities for a
-        Bernoulli decoder)."""
+        """``n`` new samples (n, n_features): codings drawn from the prior (or the fitted mixture, see
+        :meth:`fit_sampler`), decoded; the decoder's means (pixel probabilities for a Bernoulli decoder)."""
         check_is_fitted(self, "model_")
         if int(n) < 1:
             raise DataError(f"n must be >= 1 samples, got {n}")
-        z = self.model_.sample_codings(int(n), generator_from(random_state))
+        z = self._draw_codings(int(n), generator_from(random_state))
         return self._map(lambda c: self.model_.output(self.model_.decode(c)), z.cpu().numpy())
+
+    def _draw_codings(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """(n, latent) codings on the CPU: from the fitted mixture if there is one, else the model's prior."""
+        mixture = getattr(self, "sampler_", None)
+        if mixture is None:
+            return self.model_.sample_codings(n, generator)
+        weights, means, cholesky = (mixture[k] for k in ("weights", "means", "cholesky"))
+        component = torch.multinomial(weights, n, replacement=True, generator=generator)
+        eps = torch.randn(n, means.shape[1], 1, dtype=torch.float64, generator=generator)
+        return (means[component] + (cholesky[component] @ eps)[..., 0]).float()
+
+    def fit_sampler(self, X: Any, y: Any = None, n_components: int = 10, random_state: Any = 0) -> Any:
+        """Fit a Gaussian mixture (``n_components`` full-covariance components, scikit-learn's
+        :class:`~sklearn.mixture.GaussianMixture`) on the codings of ``X`` (``transform``: posterior means), so that
+        :meth:`sample` draws codings from it instead of the prior: the ex-post density estimation of Ghosh et al.
+        2020 and pythae's GMM sampler, which samples where the codings of real data lie. Saved with the model;
+        training again drops it. Returns self."""
+        from sklearn.mixture import GaussianMixture
+
+        check_is_fitted(self, "model_")
+        Z = self.transform(X) if y is None else self.transform(X, y)
+        if len(Z) < int(n_components):
+            raise DataError(f"a mixture of {n_components} components needs at least that many rows, got {len(Z)}")
+        gmm = GaussianMixture(int(n_components), covariance_type="full", random_state=random_state).fit(Z)
+        self.sampler_ = {"weights": torch.from_numpy(gmm.weights_).double(),
+                         "means": torch.from_numpy(gmm.means_).double(),
+                         "cholesky": torch.linalg.cholesky(torch.from_numpy(gmm.covariances_).double())}
+        return self
+
+    def _checkpoint_state(self) -> dict[str, torch.Tensor]:
+        state = dict(super()._checkpoint_state())
+        for name, tensor in (getattr(self, "sampler_", None) or {}).items():
+            state[f"{_SAMPLER}.{name}"] = tensor
+        return state
+
+    @classmethod
+    def _from_checkpoint(cls, ckpt: Checkpoint, device: str | None = None) -> Any:
+        est = super()._from_checkpoint(ckpt, device)
+        saved = {k.split(".", 1)[1]: est._train_state.pop(k) for k in list(est._train_state)
+                 if k.startswith(_SAMPLER + ".")}
+        if saved:
+            if set(saved) != {"weights", "means", "cholesky"}:
+                raise CheckpointError(f"checkpoint holds an incomplete sampler: {sorted(saved)}")
+            est.sampler_ = saved
+        return est
+
+    def fit(self, X: Any, y: Any = None) -> Any:
+        self.sampler_ = None  # trained (again): a mixture fitted before no longer describes the codings
+        return super().fit(X, y)
+
+
+_SAMPLER = "sampler"  # the mixture's tensors travel in the training state under sampler.*

@@ -237,7 +237,7 @@ class ConditionalVAE(VariationalAutoencoder):
         if int(n) < 1:
             raise DataError(f"n must be >= 1 samples, got {n}")
         labels = np.resize(self.classes_, int(n)) if y is None else y
-        z = self.model_.sample_codings(int(n), generator_from(random_state)).numpy()
+        z = self._draw_codings(int(n), generator_from(random_state)).numpy()  # the prior, or fit_sampler's mixture
         return self.inverse_transform(z, labels)
 
     def elbo(self, X: Any, y: Any = None, n_samples: int = 1, *, random_state: Any = None) -> np.ndarray:
