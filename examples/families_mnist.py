@@ -56,7 +56,8 @@ def cvae(args: argparse.Namespace) -> None:
 
 def vq_vae(args: argparse.Namespace) -> None:
     ds = aekit.load_dataset("fashion-mnist")
-    common = dict(arch="conv", channels=(32, 64), epochs=args.epochs, batch_size=128, random_state=0)
+    common = dict(arch="conv", channels=(32, 64), image_shape=ds.image_shape, epochs=args.epochs, batch_size=128,
+                  random_state=0)
     rows = []
     est, cpu, wall = timed(lambda: aekit.VQVAE(n_codes=512, code_dim=16, **common).fit(ds.X_train))
     positions = est.model_.positions
