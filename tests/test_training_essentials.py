@@ -17,6 +17,7 @@ import aekit
 from aekit.callbacks import CSVLogger, JSONLLogger
 from aekit.cli import main
 from aekit.errors import ConfigError
+from aekit.params import UNSET
 from aekit.runs import read_metrics
 from aekit.training.schedules import parse_schedule
 
@@ -279,3 +280,33 @@ def test_mlflow_logger_records_each_epoch(digits, tmp_path, monkeypatch):
     run = mlflow.search_runs(search_all_experiments=True, output_format="list")[0]
     assert run.info.run_name == "t" and run.data.params["hidden_layers"] == "(16, 4)"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [1, 2, 3]
+
+
+def _variational_families():
+    from aekit.registry import FAMILIES
+
+    return sorted(name for name, cls in FAMILIES.items() if "kl_warmup" in cls._get_param_names())
+
+
+def test_every_variational_family_is_listed():
+    assert {"vae", "beta-vae", "beta-tcvae", "iwae", "vamp", "cvae"} <= set(_variational_families())
+
+
+@pytest.mark.parametrize("name", _variational_families())
+def test_kl_warmup_and_free_bits_reach_every_variational_family(name, digits):
+    from aekit.registry import FAMILIES
+
+    X, _ = digits
+    y = aekit.load_dataset("digits").y_train
+    cls = FAMILIES.get(name)
+    small = {p.name: p.small for p in cls.declared_params() if p.small is not UNSET}
+    base = dict(small, hidden_layers=(16,), latent_dim=3, epochs=3, batch_size=64, random_state=0)
+    args = (X, y) if getattr(cls, "conditional", False) else (X,)
+    warm = cls(**base, kl_warmup=2).fit(*args)
+    assert [r["kl_weight"] for r in warm.history_] == pytest.approx([1 / 3, 2 / 3, 1.0])
+    assert warm.model_.kl_weight == 1.0  # restored after training
+    plain = cls(**base).fit(*args)
+    assert warm.history_[0]["loss"] != plain.history_[0]["loss"]  # the weight reached the loss
+    if "free_bits" in cls._get_param_names():
+        floor = cls(**base, free_bits=3.0).fit(*args)
+        assert floor.history_[0]["loss"] > plain.history_[0]["loss"]  # the floor adds nats the KL lacked
