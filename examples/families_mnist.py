@@ -32,9 +32,10 @@ def cvae(args: argparse.Namespace) -> None:
     print(f"judge: an MLP 784-300-150-10 trained on the 60,000 labelled training images: test accuracy "
           f"{judge.score(ds.X_test, ds.y_test):.4f} ({cpu / 60:.1f} CPU min)", flush=True)
     est, cpu, wall = timed(lambda: aekit.ConditionalVAE((500, 500), latent_dim=args.latent, epochs=args.epochs,
-                                                        batch_size=100, learning_rate=2e-3, lr_schedule="cosine",
+                                                        label_dropout=args.label_dropout, batch_size=100,
+                                                        learning_rate=2e-3, lr_schedule="cosine",
                                                         random_state=0).fit(ds.X_train, ds.y_train))
-    print(f"cvae 784-500-500-{args.latent} (+ the label), {est.n_epochs_} epochs: {cpu / 60:.1f} CPU min "
+    print(f"cvae 784-500-500-{args.latent} (+ the label), label dropout {args.label_dropout}, {est.n_epochs_} epochs: {cpu / 60:.1f} CPU min "
           f"({wall / 60:.1f} min wall)", flush=True)
     asked = np.resize(np.arange(10), 1000)
     for how, fitted in (("prior N(0, I)", False), ("mixture of 10 on the training codings", True)):
@@ -82,7 +83,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("check", choices=("cvae", "vq-vae"))
     ap.add_argument("--epochs", type=int, default=None, help="default: 30 (cvae), 15 (vq-vae)")
-    ap.add_argument("--latent", type=int, default=20)
+    ap.add_argument("--latent", type=int, default=8)
+    ap.add_argument("--label-dropout", type=float, default=0.1)
     ap.add_argument("--figure", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)
