@@ -34,7 +34,8 @@ def main() -> None:
     torch.set_num_threads(1)
     data = make_shapes()
     X = data.images
-    common = dict(hidden_layers=(512, 256), latent_dim=10, batch_size=256, epochs=args.epochs)
+    common = dict(hidden_layers=(512, 256), latent_dim=10, batch_size=256, learning_rate=1e-3, lr_schedule="constant",
+                  epochs=args.epochs)
     models = {"vae": lambda s: aekit.VariationalAutoencoder(random_state=s, **common),
               "beta-tcvae": lambda s: aekit.BetaTCVAE(beta=args.beta, random_state=s, **common)}
     results: dict[str, list[dict]] = {name: [] for name in models}
