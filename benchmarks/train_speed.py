@@ -158,7 +158,7 @@ def aekit_epoch(X: np.ndarray, device: str, tied: bool = False, cuda_graphs: boo
 def aekit_vae(device: str, precision: str = "32-true", epochs: int = 1) -> aekit.VariationalAutoencoder:
     """The book's VAE (784-500-500-20, Bernoulli decoder), unfitted."""
     return aekit.VariationalAutoencoder((500, 500), latent_dim=20, binarize=None, epochs=epochs, batch_size=BATCH,
-                                        random_state=0,
+                                        learning_rate=1e-3, lr_schedule="constant", random_state=0,
                                         device=device, precision=precision)
 
 

@@ -25,9 +25,9 @@ if __name__ == "__main__":
     epochs = int(sys.argv[1]) if len(sys.argv) > 1 else 50
     device = sys.argv[2] if len(sys.argv) > 2 else "cpu"
     ds = aekit.load_dataset("mnist")
-    vae = aekit.VariationalAutoencoder((500, 500), latent_dim=20, activation="elu", init="he", learning_rate=1e-3, binarize=None,
-                                       batch_size=150, epochs=epochs, random_state=0, device=device,
-                                       checkpoint_dir="runs/vae-book")
+    vae = aekit.VariationalAutoencoder((500, 500), latent_dim=20, activation="elu", init="he", learning_rate=1e-3,
+                                       lr_schedule="constant", binarize=None, batch_size=150, epochs=epochs,
+                                       random_state=0, device=device, checkpoint_dir="runs/vae-book")
     wall, cpu = time.perf_counter(), time.process_time()
     vae.fit(ds.X_train)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu

@@ -40,8 +40,9 @@ def main() -> None:
     hidden = tuple(int(h) for h in args.hidden.split(","))
     ds = aekit.load_dataset("mnist")
     vae = aekit.VariationalAutoencoder(hidden, latent_dim=args.latent, activation=args.activation, init="he",
-                                       binarize="dynamic", batch_size=args.batch_size, learning_rate=1e-3, epochs=0,
-                                       warm_start=True, random_state=0, device="cpu", checkpoint_dir=args.out)
+                                       binarize="dynamic", batch_size=args.batch_size, learning_rate=1e-3,
+                                       lr_schedule="constant", epochs=0, warm_start=True, random_state=0, device="cpu",
+                                       checkpoint_dir=args.out)
     print(f"784-{args.hidden}-{args.latent} {args.activation}, dynamic binarization, batch {args.batch_size}, "
           f"budget {args.minutes} min, {torch.get_num_threads()} thread", flush=True)
     budget = 60 * args.minutes

@@ -9,6 +9,8 @@ import torch
 import aekit
 from aekit.cli import main
 
+from _resume import assert_same_run, interrupted_then_resumed  # tests/_resume.py
+
 
 def test_the_loss_is_the_k_sample_bound_written_out():
     from aekit.models.iwae import IWAEModule
@@ -61,9 +63,7 @@ def test_mse_is_refused_and_cli_trains_evaluates_samples(digits, tmp_path, capsy
 
 def test_resume_is_bit_for_bit(digits, tmp_path):
     X, _ = digits
-    kw = dict(latent_dim=3, k=4, random_state=0, batch_size=64)
-    whole = aekit.IWAE((16,), epochs=4, kl_warmup=2, **kw).fit(X)
-    aekit.IWAE((16,), epochs=2, kl_warmup=2, checkpoint_dir=tmp_path / "r", **kw).fit(X)
-    resumed = aekit.load(tmp_path / "r").set_params(epochs=4, warm_start=True).fit(X)
-    assert [r["loss"] for r in resumed.history_] == [r["loss"] for r in whole.history_]
+    kw = dict(hidden_layers=(16,), latent_dim=3, k=4, epochs=4, kl_warmup=2, random_state=0, batch_size=64)
+    whole = aekit.IWAE(**kw).fit(X)
+    assert_same_run(whole, interrupted_then_resumed(aekit.IWAE, X, tmp_path, **kw))  # SIGINT inside epoch 3
     assert [r["kl_weight"] for r in whole.history_] == pytest.approx([1 / 3, 2 / 3, 1.0, 1.0])

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import signal
 
 import numpy as np
 import pytest
@@ -20,6 +18,8 @@ from aekit.errors import ConfigError
 from aekit.params import UNSET
 from aekit.runs import read_metrics
 from aekit.training.schedules import parse_schedule
+
+from _resume import Interrupt, assert_same_run, interrupted_then_resumed  # noqa: F401  (tests/_resume.py)
 
 
 # -- schedules -------------------------------------------------------------------------------------------------
@@ -43,34 +43,6 @@ def test_a_bad_schedule_is_refused_before_training(digits):
     X, _ = digits
     with pytest.raises(ConfigError, match="lr_schedule"):
         aekit.Autoencoder((16, 4), epochs=1, lr_schedule="warmup").fit(X)
-
-
-class Interrupt:
-    """A user callback that sends this process SIGINT after epoch ``at``: training stops at the next batch, a
-    checkpoint of that position is written, and TrainingInterrupted is raised (as Ctrl-C would)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_epoch_end(self, estimator, logs):
-        if logs["epoch"] == self.at:
-            os.kill(os.getpid(), signal.SIGINT)
-
-
-def interrupted_then_resumed(cls, X, tmp_path, at=2, **params):
-    run = tmp_path / "run"
-    with pytest.raises(KeyboardInterrupt):
-        cls(**params, checkpoint_dir=str(run), callbacks=[Interrupt(at)]).fit(X)
-    loaded = aekit.load(run)
-    assert 0 < loaded._saved_position().step  # stopped inside an epoch
-    return loaded.set_params(warm_start=True, checkpoint_dir=str(run)).fit(X)
-
-
-def assert_same_run(a, b):
-    for k, v in a.model_.state_dict().items():
-        assert torch.equal(v, b.model_.state_dict()[k]), k
-    drop = lambda h: [{k: v for k, v in r.items() if k != "time"} for r in h]
-    assert drop(a.history_) == drop(b.history_)
 
 
 @pytest.mark.parametrize("schedule", ["step:2:0.5", "cosine:1", "onecycle", "plateau:0:0.5"])

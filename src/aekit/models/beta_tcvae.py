@@ -75,7 +75,8 @@ class BetaTCVAE(VariationalAutoencoder):
     own_params = (
         *(p.replace(default=6.0, doc="Weight of the total correlation (Chen et al. 2018: 6 on dSprites; 1 with "
                                      "alpha = gamma = 1 is the VAE's ELBO).")
-          if p.name == "beta" else p for p in VariationalAutoencoder.own_params),
+          if p.name == "beta" else p.replace(default=10) if p.name == "latent_dim" else p  # 10: the paper's
+          for p in VariationalAutoencoder.own_params),
         Param("alpha", 1.0, non_negative_float(), "Weight of the index-code mutual information.", type="float"),
         Param("gamma", 1.0, non_negative_float(), "Weight of the dimension-wise KL.", type="float"),
     )

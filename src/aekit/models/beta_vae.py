@@ -64,9 +64,11 @@ class CapacityAnnealing:
 
 
 def _with_beta(params: tuple[Param, ...], default: float) -> tuple[Param, ...]:
+    """The VAE's parameters with this family's beta, and 10 latent units (Higgins et al.'s dSprites models)."""
     return tuple(p.replace(default=default, doc=(
         "Weight of the KL term (Higgins et al. 2017: > 1 favours factorized codings; 4 for dSprites); with "
-        "``capacity`` the weight of ``|KL - C_t|``.")) if p.name == "beta" else p for p in params)
+        "``capacity`` the weight of ``|KL - C_t|``.")) if p.name == "beta" else
+        p.replace(default=10) if p.name == "latent_dim" else p for p in params)
 
 
 @register_estimator("BetaVAE", cli="beta-vae")

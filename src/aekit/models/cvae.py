@@ -156,7 +156,8 @@ class ConditionalVAE(VariationalAutoencoder):
     def _model_config(self, n_features: int) -> dict[str, Any]:
         c = len(self.classes_)
         return dict(n_features=n_features - c, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
-                    n_classes=c, label_dropout=self.label_dropout, activation=self.activation, init=self._init(), beta=self.beta,
+                    n_classes=c, label_dropout=self.label_dropout, activation=self.activation, init=self._init(),
+                    beta=self.beta,
                     output_activation=self._output_activation(), gaussian_decoder=self.loss_ == "gaussian",
                     dynamic_binarization=self.binarize_ == "dynamic", free_bits=self.free_bits)
 
