@@ -26,8 +26,7 @@ from ..errors import DataError
 from ..nn.conv import (
     as_images,
     conv_encoder,
-    conv_shapes,
-    conv_stages,
+    conv_geometry,
     transposed_decoder,
 )
 from ..nn.layers import activation as get_activation
@@ -68,18 +67,13 @@ class ConvAutoencoder(LayerPairs):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        stages = conv_stages(channels, kernel_sizes, strides, pool_sizes)
-        shapes = conv_shapes(image_shape, stages)  # [(C, H, W) of the input, after stage 0, ...]
-        if n_features is not None and int(n_features) != math.prod(shapes[0]):
-            raise DataError(f"rows have {n_features} features, but image_shape {tuple(image_shape)} holds "
-                            f"{math.prod(shapes[0])} values; give the shape of one sample, e.g. (28, 28) or (3, 32, 32)")
+        # shapes: [(C, H, W) of the input, after stage 0, ...]
+        stages, shapes, geometry = conv_geometry(image_shape, channels, kernel_sizes, strides, pool_sizes, n_features)
         if coding_size is not None and int(coding_size) < 1:
             raise DataError(f"coding_size must be a positive integer or None, got {coding_size}")
         get_activation(output_activation)  # validates the names
         self.config = {
-            "image_shape": list(shapes[0]), "channels": [s.out_channels for s in stages],
-            "kernel_sizes": [s.kernel_size for s in stages], "strides": [s.stride for s in stages],
-            "pool_sizes": [s.pool for s in stages], "coding_size": None if coding_size is None else int(coding_size),
+            **geometry, "coding_size": None if coding_size is None else int(coding_size),
             "activation": activation, "init": init, "output_activation": output_activation,
             "coding_activation": coding_activation, "wta": wta, "n_features": math.prod(shapes[0]),
         }

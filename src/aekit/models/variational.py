@@ -34,8 +34,7 @@ from ..nn.chain import DenseChain, DenseLayer, VariationalChain
 from ..nn.conv import (
     as_images,
     conv_encoder,
-    conv_shapes,
-    conv_stages,
+    conv_geometry,
     transposed_decoder,
 )
 from ..nn.layers import activation as get_activation
@@ -113,14 +112,10 @@ class VariationalAutoencoderModule(AutoencoderModule):
         flat = int(n_features)  # what the dense layers see: the rows, or the last feature maps flattened
         self.n_conv = 0
         if channels:
-            stages = conv_stages(channels, kernel_sizes, strides, pool_sizes)
-            self.shapes = conv_shapes(image_shape, stages)  # [(C, H, W) of the input, after stage 0, ...]
-            if math.prod(self.shapes[0]) != int(n_features):
-                raise DataError(f"rows have {n_features} features, but image_shape {tuple(image_shape)} holds "
-                                f"{math.prod(self.shapes[0])} values")
-            self.config.update(image_shape=list(self.shapes[0]), channels=[s.out_channels for s in stages],
-                               kernel_sizes=[s.kernel_size for s in stages], strides=[s.stride for s in stages],
-                               pool_sizes=[s.pool for s in stages])
+            # shapes: [(C, H, W) of the input, after stage 0, ...]
+            stages, self.shapes, geometry = conv_geometry(image_shape, channels, kernel_sizes, strides, pool_sizes,
+                                                          n_features)
+            self.config.update(geometry)
             self.n_conv, flat = len(stages), math.prod(self.shapes[-1])
         sizes = [flat, *hidden_layers]
         self.encoder = linear_layers(sizes, init, generator)

@@ -20,22 +20,21 @@ vectors (``codes="vectors"``); ``inverse_transform`` decodes either. There is no
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from numbers import Real
+
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_array, check_is_fitted
 from torch import nn
 
-from numbers import Real
-
 from ..errors import DataError
 from ..estimators.base import AutoencoderEstimator
 from ..estimators.parts import Conv, ImageShape, Layers, Reconstruction, Training
-from ..nn.conv import as_images, conv_encoder, conv_shapes, conv_stages, transposed_decoder
+from ..nn.conv import as_images, conv_encoder, conv_geometry, transposed_decoder
 from ..nn.layers import activation as get_activation
 from ..nn.layers import check_sizes, init_linear_, linear_layers
 from ..params import Param, positive_float, positive_int
@@ -134,14 +133,9 @@ class VQVAEModule(AutoencoderModule):
         d = int(code_dim)
         self.conv = bool(channels)
         if self.conv:
-            stages = conv_stages(channels, kernel_sizes, strides, pool_sizes)
-            self.shapes = conv_shapes(image_shape, stages)
-            if math.prod(self.shapes[0]) != int(n_features):
-                raise DataError(f"rows have {n_features} features, but image_shape {tuple(image_shape)} holds "
-                                f"{math.prod(self.shapes[0])} values")
-            self.config.update(image_shape=list(self.shapes[0]), channels=[s.out_channels for s in stages],
-                               kernel_sizes=[s.kernel_size for s in stages], strides=[s.stride for s in stages],
-                               pool_sizes=[s.pool for s in stages])
+            stages, self.shapes, geometry = conv_geometry(image_shape, channels, kernel_sizes, strides, pool_sizes,
+                                                          n_features)
+            self.config.update(geometry)
             last = self.shapes[-1]
             self.positions = last[1] * last[2]
             self.encoder = conv_encoder(self.shapes[0], stages, init, generator)

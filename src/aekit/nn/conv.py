@@ -15,13 +15,14 @@ monotone activation, so conv -> pool -> act equals conv -> act -> pool).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DataError
 from .layers import init_linear_
 
 ImageShape = tuple[int, int, int]  # (channels, height, width)
@@ -100,6 +101,22 @@ def conv_shapes(image_shape: Sequence[int], stages: Sequence[ConvStage]) -> list
                               f"pool {stage.pool} needs kernel + stride > stride * pool") from None
         shapes.append(shape)
     return shapes
+
+
+def conv_geometry(image_shape: Sequence[int], channels: Sequence[int], kernel_sizes: int | Sequence[int] = 3,
+                  strides: int | Sequence[int] = 1, pool_sizes: int | Sequence[int] = 1,
+                  n_features: int | None = None) -> tuple[list[ConvStage], list[ImageShape], dict]:
+    """A conv stack's stages, the shape after each (``conv_shapes``) and its settings as a model's config saves
+    them; rows of ``n_features`` values must hold one image of ``image_shape``."""
+    stages = conv_stages(channels, kernel_sizes, strides, pool_sizes)
+    shapes = conv_shapes(image_shape, stages)
+    if n_features is not None and int(n_features) != math.prod(shapes[0]):
+        raise DataError(f"rows have {n_features} features, but image_shape {tuple(image_shape)} holds "
+                        f"{math.prod(shapes[0])} values; give the shape of one sample, e.g. (28, 28) or (3, 32, 32)")
+    config = {"image_shape": list(shapes[0]), "channels": [s.out_channels for s in stages],
+              "kernel_sizes": [s.kernel_size for s in stages], "strides": [s.stride for s in stages],
+              "pool_sizes": [s.pool for s in stages]}
+    return stages, shapes, config
 
 
 def transposed_padding(in_size: int, out_size: int, kernel: int, stride: int) -> tuple[int, int]:
