@@ -84,7 +84,7 @@ def main() -> None:
     ap.add_argument("check", choices=("cvae", "vq-vae"))
     ap.add_argument("--epochs", type=int, default=None, help="default: 30 (cvae), 15 (vq-vae)")
     ap.add_argument("--latent", type=int, default=8)
-    ap.add_argument("--label-dropout", type=float, default=0.1)
+    ap.add_argument("--label-dropout", type=float, default=0.0)
     ap.add_argument("--figure", default=None)
     args = ap.parse_args()
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@ class 3; ``transform(X, y)`` gives the posterior means of labelled rows.
 
 No label is the all-zero one-hot: with ``label_dropout`` (the share of training rows whose label is hidden, as
 classifier-free guidance does) the same network also learns q(z | x) and p(x | z), which is what the methods use
-for rows given without labels (``transform(X)``, ``predict(X)``).
+for rows given without labels (``transform(X)``, ``predict(X)``); it is 0 by default, which conditions best.
 
 The model sees each row with its one-hot label appended (features + classes columns; the estimator appends it),
 so the one training loop carries labels without knowing of them: the encoder reads the whole row, the decoder
@@ -110,17 +110,22 @@ class ConditionalVAEModule(VariationalAutoencoderModule):
 class ConditionalVAE(VariationalAutoencoder):
     """A conditional VAE: ``fit(X, y)`` with class labels; every method that reads rows takes their labels too
     (``transform(X, y)``, ``predict(X, y)``, ``score(X, y)``, ``elbo(X, y)``, ``log_likelihood(X, y)``: log p(x |
-    y)), and without them (``y=None``) uses the unconditional model that ``label_dropout`` trains;
+    y)), and without them (``y=None``) uses the unconditional model that ``label_dropout`` > 0 trains;
     ``sample(n, y=None)`` draws images of the classes ``y`` (one label for all, or one per sample; None: the
     classes in turn); ``classes_`` holds the labels seen in ``fit``. Dense; otherwise the VAE's settings."""
 
     model_name = "cvae"
     conditional = True  # the command line passes the data set's labels
     own_params = (
-        *VariationalAutoencoder.own_params,
-        Param("label_dropout", 0.1, [Interval(Real, 0, 1, closed="left")],
+        # 8 latent units: MNIST, 30 epochs, 96.3% of 1,000 samples judged the class asked for (20 units: 84.8%;
+        # with the label known, fewer units leave the class to the label)
+        *(p.replace(default=8) if p.name == "latent_dim" else p for p in VariationalAutoencoder.own_params),
+        Param("label_dropout", 0.0, [Interval(Real, 0, 1, closed="left")],
               "Share of training rows whose label is hidden (the all-zero one-hot), so that the model also learns "
-              "rows without labels (``transform(X)``), as classifier-free guidance trains. 0: never.", type="float"),
+              "rows without labels (``transform(X)`` with no ``y``), as classifier-free guidance trains. 0 (the "
+              "default): never, which conditions best (MNIST: 0.1 lowered the samples judged the class asked for "
+              "from 96.3% to 93.6%); rows given without labels then meet an input the model never trained on.",
+              type="float"),
     )
     parts = tuple(part for part in VariationalAutoencoder.parts if not isinstance(part, Conv))
     _labels: np.ndarray | None = None
