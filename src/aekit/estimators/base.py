@@ -602,7 +602,8 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
         model = self.model_
 
         def row_error(xb: torch.Tensor) -> torch.Tensor:
-            return mse(AEOutput(model.reconstruction_logits(xb), xb, model.output_activation), xb, "none")
+            target = model.target_of(xb)
+            return mse(AEOutput(model.reconstruction_logits(xb), target, model.output_activation), target, "none")
 
         return self._map(row_error, X)
 

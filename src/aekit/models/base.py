@@ -76,6 +76,10 @@ class AutoencoderModule(nn.Module):
         """The decoder's logits for ``x``, through the coding constraint: what ``predict`` and the errors use."""
         return self.decode(self.constrain(self.encode(x)))
 
+    def target_of(self, rows: torch.Tensor) -> torch.Tensor:
+        """What the decoder reconstructs of ``rows``: all of it (a conditional family: not the label columns)."""
+        return rows
+
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         return self.output(self.reconstruction_logits(x))
 

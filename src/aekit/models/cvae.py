@@ -25,7 +25,7 @@ from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
 from ..errors import DataError
 from ..estimators.base import generator_from
-from ..estimators.parts import Conv
+from ..estimators.parts import Conv, Layers
 from ..nn.layers import init_linear_, linear_layers
 from ..params import Param
 from ..registry import register_estimator, register_model
@@ -161,15 +161,10 @@ class ConditionalVAE(VariationalAutoencoder):
     def _model_config(self, n_features: int) -> dict[str, Any]:
         c = len(self.classes_)
         return dict(n_features=n_features - c, hidden_layers=list(self.hidden_layers), latent_dim=self.latent_dim,
-                    n_classes=c, label_dropout=self.label_dropout, activation=self.activation, init=self._init(),
+                    n_classes=c, label_dropout=self.label_dropout, activation=self.activation, init=Layers.resolved_init(self),
                     beta=self.beta,
                     output_activation=self._output_activation(), gaussian_decoder=self.loss_ == "gaussian",
                     dynamic_binarization=self.binarize_ == "dynamic", free_bits=self.free_bits)
-
-    def _init(self) -> str:
-        from ..estimators.parts import Layers
-
-        return Layers.resolved_init(self)
 
     # -- the API with labels -----------------------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> ConditionalVAE:
@@ -206,18 +201,8 @@ class ConditionalVAE(VariationalAutoencoder):
             return super().predict(X)
 
     def reconstruction_error(self, X: Any, y: Any = None) -> np.ndarray:
-        check_is_fitted(self, "model_")
-        from ..losses.reconstruction import mse
-
         with self._given(y):
-            rows = self._validate(X, reset=False)
-        model = self.model_
-
-        def row_error(rb: torch.Tensor) -> torch.Tensor:
-            x = model.target_of(rb)
-            return mse(AEOutput(model.reconstruction_logits(rb), x, model.output_activation), x, "none")
-
-        return self._map(row_error, rows)
+            return super().reconstruction_error(X)
 
     def score_samples(self, X: Any, y: Any = None) -> np.ndarray:
         return -self.reconstruction_error(X, y)

@@ -199,10 +199,6 @@ class VariationalAutoencoderModule(AutoencoderModule):
         """The decoder's logits for codings ``z`` of ``rows`` (a conditional family reads the rows' labels)."""
         return self.decode(z)
 
-    def target_of(self, rows: torch.Tensor) -> torch.Tensor:
-        """What the decoder reconstructs of ``rows``: all of it (a conditional family: not the label columns)."""
-        return rows
-
     def sample_codings(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` draws of the prior N(0, I), (n, latent), on the CPU."""
         return torch.randn(n, self.n_codings, generator=generator)
