@@ -75,19 +75,38 @@ class DataSplit(NamedTuple):
     split: str  # what X_test is: "test split" or "whole file"
 
 
-def load_split(spec: dict[str, Any]) -> DataSplit:
+def load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
     """The data a spec names: a dataset's train and test splits, or a user file's training rows and held-out test
-    rows; with ``rows``, a seeded subsample of that many training rows (the test rows stay whole)."""
-    split = _load_split(spec)
+    rows; with ``rows``, a seeded subsample of that many training rows (the test rows stay whole).
+
+    ``in_memory``: True loads a file whole (float32 arrays); "auto" or False (commands that stream: ``train``,
+    ``encode``, ``reconstruct``, ``hash index``) leave a ``.npy`` file or a folder of shards or images on disk, as
+    :class:`~aekit.data.sources.RowSource` splits of the same rows, when it does not fit in memory
+    (:func:`aekit.data.stream.fits_in_memory`) or always (False)."""
+    split = _load_split(spec, in_memory)
     n = spec.get("rows")
     if n is None or n >= len(split.X_train):
         return split
     keep = np.sort(np.random.default_rng(spec.get("rows_seed", SPLIT_SEED)).permutation(len(split.X_train))[:n])
-    return split._replace(X_train=split.X_train[keep],
-                          y_train=None if split.y_train is None else split.y_train[keep])
+    X_train = split.X_train.subset(keep) if hasattr(split.X_train, "subset") else split.X_train[keep]
+    return split._replace(X_train=X_train, y_train=None if split.y_train is None else split.y_train[keep])
 
 
-def _load_split(spec: dict[str, Any]) -> DataSplit:
+def _streamed(spec: dict[str, Any], in_memory: Any):
+    """The spec's file as a source to stream, or None (load it whole)."""
+    from .data.sources import open_rows
+    from .data.stream import fits_in_memory
+
+    path = Path(spec["file"])
+    if in_memory is True or spec.get("label_column") is not None or not path.exists():
+        return None
+    if not (path.is_dir() or path.suffix.lower() == ".npy"):
+        return None
+    source = open_rows(path)
+    return source if in_memory is False or not fits_in_memory(source) else None
+
+
+def _load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
     from .data import load_dataset, load_file
 
     if "dataset" in spec:
@@ -95,7 +114,11 @@ def _load_split(spec: dict[str, Any]) -> DataSplit:
         return DataSplit(ds.X_train, ds.X_test, ds.image_shape, ds.y_train, ds.y_test, spec["dataset"], "test split")
     if "file" not in spec:
         raise ConfigError(f"the run's data entry {spec!r} names no dataset or file; give --dataset or --data")
-    X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    source = _streamed(spec, in_memory)
+    if source is not None:
+        X, y, image_shape = source, source.labels, source.image_shape
+    else:
+        X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
     name, fraction = Path(spec["file"]).name, spec.get("test_fraction")
     if not fraction:  # no held-out part (asked for, or a run recorded before files were split)
         return DataSplit(X, X, image_shape, y, y, name, "whole file (the training rows)")
@@ -105,8 +128,10 @@ def _load_split(spec: dict[str, Any]) -> DataSplit:
                           "more rows, a smaller --test-fraction, or --test-fraction 0 to test on the training rows")
     perm = np.random.default_rng(spec.get("split_seed", SPLIT_SEED)).permutation(len(X))
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    return DataSplit(X[train], X[test], image_shape, None if y is None else y[train], None if y is None else y[test],
-                     name, f"held-out {fraction:g} of the file, {n_test} rows")
+    del perm
+    rows = (lambda r: X.subset(r)) if source is not None else (lambda r: X[r])
+    return DataSplit(rows(train), rows(test), image_shape, None if y is None else y[train],
+                     None if y is None else y[test], name, f"held-out {fraction:g} of the file, {n_test} rows")
 
 
 def read_notes(run: str | os.PathLike) -> dict[str, Any]:
@@ -187,6 +212,36 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
     np.save(buf, array, allow_pickle=False)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, buf.getvalue())
+
+
+def write_npy_rows(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any, fill: Any) -> None:
+    """A ``.npy`` file written through a memory map, so that rows larger than memory go to disk as they are
+    computed: ``fill(array)`` writes into the mapped array; the file appears atomically (a temporary name, fsync,
+    rename), never over a run folder's own files, and is removed if ``fill`` fails."""
+    from .io import fsync_dir
+
+    path = check_output(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.dtype(dtype), shape=tuple(shape))
+        fill(out)
+        out.flush()
+        del out
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        fsync_dir(path.parent)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def head(X: Any, n: int) -> np.ndarray:
+    """The first ``n`` rows of ``X`` in memory (float32 features for a streamed source)."""
+    if hasattr(X, "features"):
+        return X.features(X.read(0, min(n, len(X))))
+    return X[:n]
 
 
 def metrics_csv(history: list[dict[str, Any]]) -> bytes:

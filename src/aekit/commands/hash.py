@@ -43,8 +43,8 @@ def _labelled(spec: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return data.X_train, data.y_train, data.X_test, data.y_test, data.image_shape
 
 
-def _split(spec: dict[str, Any], split: str) -> np.ndarray:
-    data = load_split(spec)
+def _split(spec: dict[str, Any], split: str, in_memory: Any = True) -> np.ndarray:
+    data = load_split(spec, in_memory)
     return data.X_test if split == "test" else data.X_train
 
 
@@ -98,7 +98,7 @@ def cmd_index(args: argparse.Namespace) -> None:
     est = load_run(args.run, args.device, needs=("hash",), command="aekit hash")
     notes = read_notes(args.run)
     spec = spec_of(args, notes)
-    X = _split(spec, args.split)
+    X = _split(spec, args.split, est.in_memory)  # streamed when it does not fit: the index holds packed codes only
     t0 = time.perf_counter()
     est.index(X, append=args.append)
     seconds = time.perf_counter() - t0

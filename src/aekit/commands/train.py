@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from ..data.sources import is_source
 from ..errors import ConfigError, DataError, TrainingInterrupted
 from ..registry import FAMILIES
-from ..runs import (RUN_FILE, epochs_text, figure_bytes, load_split, position_text, read_notes, write_file,
+from ..runs import (RUN_FILE, epochs_text, figure_bytes, head, load_split, position_text, read_notes, write_file,
                     write_notes)
 from ._flags import add_flags, cli_defaults, flagged, given_params
 from ._shared import add_common, add_data_args, add_rows_arg, emit, load_run, norm, spec_of
@@ -114,7 +115,8 @@ def run(args: argparse.Namespace) -> None:
     if continuing and notes.get("data") not in (None, spec):
         raise ConfigError(f"{run_dir} holds a run trained on {_data_text(notes['data'])}, not on {_data_text(spec)}; "
                           "drop --dataset/--data to continue it, or use another --out")
-    X_train, X_test, image_shape, y_train, y_test = load_split(spec)[:5]
+    in_memory = given.get("in_memory", est.in_memory if est is not None else cls.declared("in_memory").default)
+    X_train, X_test, image_shape, y_train, y_test = load_split(spec, in_memory)[:5]
     if not getattr(cls, "conditional", False):  # only a conditional family reads the labels
         y_train = y_test = None
     elif y_train is None or y_test is None:
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> None:
 
         est.set_params(callbacks=[TensorBoardLogger(args.tensorboard)])
     est.check_fit(X_train, y_train)  # everything fit would refuse, before anything is written
-    if not np.isfinite(X_test).all():
+    if not is_source(X_test) and not np.isfinite(X_test).all():  # streamed rows are checked as they are read
         raise DataError(f"the test rows of {spec.get('dataset') or Path(spec['file']).name} hold NaN or infinite "
                         "values; clean or impute them first")
     # -- train, holding the run folder ------------------------------------------------------------------------------
@@ -187,8 +189,9 @@ def run(args: argparse.Namespace) -> None:
         test_mse = -est.score(X_test, y_test)
         if image_shape is not None:  # a table's rows drawn as pictures would mean nothing
             labels = () if y_test is None else (y_test[:10],)  # a conditional family reconstructs with the labels
+            shown = head(X_test, 10)
             write_file(run_dir, "reconstructions.png",
-                       figure_bytes(plot_reconstructions(X_test[:10], est.predict(X_test[:10], *labels), image_shape)))
+                       figure_bytes(plot_reconstructions(shown, est.predict(shown, *labels), image_shape)))
         metrics = {"test_mse": test_mse, "epochs": est.n_epochs_, "train_seconds": round(seconds, 2),
                    "n_parameters": sum(p.numel() for p in est.model_.parameters())}
         write_notes(run_dir, {**notes, "data": spec, "image_shape": image_shape, "metrics": metrics})

@@ -85,14 +85,15 @@ def load_file(path: str | os.PathLike[str], *,
     return X, _as_labels(y, len(X), path), image_shape
 
 
-def _npy_header(f, where: str, available: int | None) -> tuple[tuple[int, ...], np.dtype]:
-    """The shape and dtype an ``.npy`` stream declares, checked before its data is read: no objects (pickles),
-    as many bytes as it claims (``available``: the bytes after the header, when known), and within the memory
-    limit as float32 features."""
+def _npy_header(f, where: str, available: int | None,
+                check_memory: bool = True) -> tuple[tuple[int, ...], np.dtype, bool]:
+    """The shape, dtype and Fortran order an ``.npy`` stream declares, checked before its data is read: no
+    objects (pickles), as many bytes as it claims (``available``: the bytes after the header, when known), and
+    (``check_memory``) within the memory limit as float32 features."""
     try:
         version = np.lib.format.read_magic(f)
         read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, _, dtype = read(f)
+        shape, fortran, dtype = read(f)
     except (ValueError, OSError, SyntaxError, TypeError) as exc:
         raise DataError(f"Cannot read {where}: it is not a NumPy .npy/.npz file ({exc}; pickles are never "
                         "loaded); save arrays with np.save or np.savez") from None
@@ -103,9 +104,11 @@ def _npy_header(f, where: str, available: int | None) -> tuple[tuple[int, ...], 
     if available is not None and available - f.tell() < count * dtype.itemsize:
         raise DataError(f"{where} is truncated: its header declares shape {shape} of {dtype} ({human(count * dtype.itemsize)}) "
                         f"but the file holds {human(max(0, available - f.tell()))} of data")
-    check_bytes(max(count * dtype.itemsize, 4 * count), f"{where} (its header declares shape {shape} of {dtype})",
-                "use a smaller file, or set AEKIT_MAX_MEMORY if the machine has room")
-    return shape, dtype
+    if check_memory:
+        check_bytes(max(count * dtype.itemsize, 4 * count), f"{where} (its header declares shape {shape} of {dtype})",
+                    "stream it (aekit.data.open_rows; on the command line .npy files and shard folders larger than "
+                    "memory are streamed), use a smaller file, or set AEKIT_MAX_MEMORY if the machine has room")
+    return shape, dtype, bool(fortran)
 
 
 def _read_npy(path: Path) -> _Raw:

@@ -43,6 +43,8 @@ from ..training.distributed import distributed, is_main_process, world
 from ..training.loop import History, Position
 from ..training.signals import stop_on_signals
 from .parts import Part, Training, output_activation
+from ..data.sources import is_source
+from ..data.stream import Stream, choose, map_source
 
 
 MIN_ROWS = 8  # inference on the CPU runs on at least this many rows (padded): see TorchEstimator._map
@@ -195,15 +197,59 @@ class TorchEstimator(BaseEstimator):
             part.check(self, X)
 
     # -- data --------------------------------------------------------------------------------------------------
-    def _validate(self, X: Any, reset: bool) -> np.ndarray:
+    def _validate(self, X: Any, reset: bool) -> Any:
+        """``X`` as float32 rows in memory, or a :class:`~aekit.data.sources.RowSource` left on disk to be
+        streamed (``in_memory``: :func:`aekit.data.stream.choose` decides and logs)."""
+        X = choose(X, getattr(self, "in_memory", "auto"), notice=self._data_notice)
+        if is_source(X):
+            return self._validate_source(X, reset)
         for part in self.parts:
             X = part.rows(self, X, reset)
         return validate_data(self, X, dtype=np.float32, reset=reset, order="C")
 
+    def _data_notice(self, text: str) -> None:
+        import logging
+
+        logging.getLogger("aekit.data").info(text)
+        if self.verbose:
+            print(text, flush=True)
+
+    def _validate_source(self, source: Any, reset: bool) -> Any:
+        """The checks ``validate_data`` makes, on a source's declared shape (its rows stay where they are)."""
+        if reset:
+            self.n_features_in_ = source.n_features
+            if hasattr(self, "feature_names_in_"):
+                del self.feature_names_in_
+            if getattr(self, "arch", "dense") == "conv":
+                from ..nn.conv import image_shape3
+
+                self._fit_image_shape = None if source.image_shape is None else image_shape3(source.image_shape)
+        else:
+            check_is_fitted(self, "model_")
+            if source.n_features != self.n_features_in_:
+                raise DataError(f"{source.name} has {source.n_features} features, but {type(self).__name__} is "
+                                f"expecting {self.n_features_in_} features as input")
+        return source
+
+    def _check_streamable(self, Y: Any) -> None:
+        """What training on streamed rows cannot do, refused before anything is trained."""
+        why = None
+        if Y is not None:
+            why = "targets other than the rows themselves (a classifier, labels) are trained from memory"
+        elif self.early_stopping:
+            why = "early_stopping holds out a validation split in memory"
+        elif getattr(self, "binarize_", None) == "static":
+            why = "binarize='static' keeps one binarized copy of X in memory; use binarize='dynamic'"
+        elif any(type(p).pretrain is not Part.pretrain and p.active(self) for p in self.parts):
+            why = "greedy layer-wise pretraining keeps each layer's codings in memory"
+        if why:
+            raise DataError(f"this data is streamed from disk (it does not fit in memory, or in_memory=False), but "
+                            f"{why}; train on a subset in memory, or change that setting")
+
     def _to_tensor(self, X: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(self.device_)
 
-    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], X: np.ndarray) -> np.ndarray:
+    def _map(self, fn: Callable[[torch.Tensor], torch.Tensor], X: Any, out: np.ndarray | None = None) -> np.ndarray:
         """``fn`` over the rows of ``X`` in eval mode, in bounded chunks; on the CPU a chunk of fewer than
         :data:`MIN_ROWS` rows is padded with zero rows first, because MKL's float32 GEMM takes another path for 1 or
         2 rows and a row's result would then depend on how many rows came with it (measured: every layer shape
@@ -215,9 +261,15 @@ class TorchEstimator(BaseEstimator):
             with precision.autocast(xb.device):
                 return up(fn(xb))
 
+        min_rows = MIN_ROWS if self.device_.type == "cpu" else 1
         with threads.using(self._threads()):
-            return map_batches(run, self._to_tensor(X), min_rows=MIN_ROWS if self.device_.type == "cpu" else 1
-                               ).cpu().numpy()
+            if is_source(X):  # streamed: read in windows, converted per chunk, written into ``out`` as it comes
+                return map_source(run, X, self.device_, out=out, min_rows=min_rows)
+            result = map_batches(run, self._to_tensor(X), min_rows=min_rows).cpu().numpy()
+        if out is not None:
+            out[...] = result
+            return out
+        return result
 
     # -- fitting -----------------------------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
@@ -227,9 +279,12 @@ class TorchEstimator(BaseEstimator):
         epochs have run in total."""
         resume = bool(self.warm_start) and hasattr(self, "model_")
         X = self._validate(X, reset=not resume)
+        rows = X.probe() if is_source(X) else X  # what settings decided from the data look at
         if not resume:
-            self._resolve(X)
-        self._check_X(X)
+            self._resolve(rows)
+        self._check_X(rows)
+        if is_source(X):
+            self._check_streamable(None)
         with self._writer_lock():
             if not resume:
                 self._start(X.shape[1])
@@ -258,9 +313,13 @@ class TorchEstimator(BaseEstimator):
         probe = copy.copy(self)
         resume = bool(self.warm_start) and hasattr(self, "model_")
         rows = probe._validate(X, reset=not resume)
+        streamed = is_source(rows)
+        rows = rows.probe() if streamed else rows
         if not resume:
             probe._resolve(rows)
         probe._check_X(rows)
+        if streamed:
+            probe._check_streamable(None)
         if not resume:
             seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
             check_model_config(probe._model_name(), {**probe._model_config(rows.shape[1]), "seed": seed})
@@ -338,11 +397,15 @@ class TorchEstimator(BaseEstimator):
 
     def _fit_model(self, X: np.ndarray, Y: np.ndarray | None = None) -> None:
         """Train on rows ``X`` with targets ``Y`` (None: the rows themselves, as autoencoders do)."""
-        for part in self.parts:
-            X = part.training_rows(self, X)
+        streamed = is_source(X)
+        if streamed:
+            self._check_streamable(Y)
+        else:
+            for part in self.parts:
+                X = part.training_rows(self, X)
         X_train, Y_train, X_val, Y_val = self._split(X, Y)
         self._rows_per_epoch = len(X_train)
-        X_t = self._to_tensor(X_train)
+        X_t = Stream(X_train, self.device_) if streamed else self._to_tensor(X_train)
         X_v = None if X_val is None else self._to_tensor(X_val)
         Y_t, Y_v = (None if y is None else torch.from_numpy(np.ascontiguousarray(y)).to(self.device_)
                     for y in (Y_train, Y_val))
@@ -375,7 +438,7 @@ class TorchEstimator(BaseEstimator):
             start = position or Position(epoch=self.n_epochs_)
             step = self._make_step(model)
             self.executor_ = getattr(step, "executor", "autograd")
-            self._notice_slow_step(step, X_t, Y_t)
+            self._notice_slow_step(step, self._to_tensor(X_train.probe(self.batch_size)) if streamed else X_t, Y_t)
             if position is not None:
                 resume_optimizer(step.optimizer)
             total = self._end_to_end_epochs()
@@ -573,10 +636,11 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
     def _n_features_out(self) -> int:
         return int(self.model_.n_codings)
 
-    def transform(self, X: Any) -> np.ndarray:
-        """Codings of ``X``: (n_samples, coding size)."""
+    def transform(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Codings of ``X``: (n_samples, coding size). ``out``: an array to write them into (e.g.
+        ``np.lib.format.open_memmap``, for a streamed ``X`` whose codings do not fit in memory)."""
         check_is_fitted(self, "model_")
-        return self._map(self.model_.encode, self._validate(X, reset=False))
+        return self._map(self.model_.encode, self._validate(X, reset=False), out=out)
 
     def inverse_transform(self, X: Any) -> np.ndarray:
         """Decode codings (n_samples, coding size) to reconstructions (n_samples, n_features)."""
@@ -587,11 +651,12 @@ class AutoencoderEstimator(ClassNamePrefixFeaturesOutMixin, TransformerMixin, To
                             f"{self._n_features_out} units")
         return self._map(lambda z: self.model_.output(self.model_.decode(self.model_.constrain(z))), codings)
 
-    def predict(self, X: Any) -> np.ndarray:
-        """Reconstructions of ``X``, in its shape (images give images)."""
+    def predict(self, X: Any, out: np.ndarray | None = None) -> np.ndarray:
+        """Reconstructions of ``X``, in its shape (images give images); flat rows for a streamed ``X``. ``out``: an
+        array of flat rows to write them into (e.g. ``np.lib.format.open_memmap``)."""
         check_is_fitted(self, "model_")
-        out = self._map(self.model_.reconstruct, self._validate(X, reset=False))
-        return out.reshape(X.shape) if getattr(X, "ndim", 2) in (3, 4) else out
+        result = self._map(self.model_.reconstruct, self._validate(X, reset=False), out=out)
+        return result.reshape(X.shape) if out is None and getattr(X, "ndim", 2) in (3, 4) else result
 
     def reconstruction_error(self, X: Any) -> np.ndarray:
         """Per-row mean squared reconstruction error (higher = more anomalous)."""

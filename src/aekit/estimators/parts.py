@@ -86,6 +86,15 @@ def ints(value: Any) -> list[int]:
     return [int(v) for v in np.ravel(value)]
 
 
+def _in_memory_flag(text: str) -> Any:
+    import argparse
+
+    words = {"auto": "auto", "yes": True, "true": True, "no": False, "false": False}
+    if text.lower() not in words:
+        raise argparse.ArgumentTypeError(f"expected auto, yes or no, got {text!r}")
+    return words[text.lower()]
+
+
 def _none_or_word(text: str) -> str | None:
     """A word option on the command line, ``none`` -> None."""
     return None if text.strip().lower() == "none" else text
@@ -186,6 +195,13 @@ class Training(Part):
               "L2 on weight matrices (never biases): adds ``l2/2 * sum(W**2)`` (TF1's ``l2_regularizer``, the "
               "book's), as coupled weight decay.", type="float"),
         Param("batch_size", 150, positive_int(), "Rows per gradient step.", type="int"),
+        Param("in_memory", "auto", [StrOptions({"auto"}), "boolean"],
+              "Where the training rows live: True, one float32 array in memory (the fast path); False, read from "
+              "disk per window and converted per batch (:mod:`aekit.data.stream`; a source from "
+              ":func:`aekit.data.open_rows` or a ``np.memmap``; uint8 stays uint8 until the batch); ``\"auto\"``: "
+              "streamed when their float32 copy would take more than a quarter of the memory limit, else loaded. "
+              "The choice is logged (printed with ``verbose``).", type="'auto' or bool",
+              flag=Flag(parse=_in_memory_flag, metavar="auto|yes|no")),
         Param("epochs", "auto", [*non_negative_int(), StrOptions({"auto"})],
               "Total epochs (with ``warm_start``, training continues until this many have run); ``\"auto\"``: "
               "until the loss (``val_loss`` with early stopping) has not improved by ``tol`` for "

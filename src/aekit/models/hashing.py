@@ -85,6 +85,14 @@ class HashingAutoencoder(DenseAutoencoder):
         """The hash as booleans: codings rounded (coding > 0.5), noise-free. (batch, n_bits)."""
         return self.coding_logits(x) > 0
 
+    def packed_bits(self, x: torch.Tensor) -> torch.Tensor:
+        """The hash packed as :func:`aekit.hashing.index.pack_bits` packs it: bit i in bit i % 8 of byte i // 8,
+        zero padding last. (batch, ceil(n_bits / 8)) uint8; packed per chunk, so hashing a streamed data set holds
+        one byte per 8 bits."""
+        bits = self.bits(x).to(torch.uint8)
+        bits = torch.nn.functional.pad(bits, (0, -bits.shape[1] % 8)).view(len(bits), -1, 8)
+        return (bits << torch.arange(8, dtype=torch.uint8, device=bits.device)).sum(-1, dtype=torch.uint8)
+
 
 @register_estimator("SemanticHasher")
 class SemanticHasher(AutoencoderEstimator):
@@ -150,9 +158,8 @@ class SemanticHasher(AutoencoderEstimator):
     def hash(self, X: Any) -> np.ndarray:
         """The hashes of ``X`` packed: (n_samples, ceil(n_bits / 8)) uint8, bit ``i`` in bit ``i % 8`` of byte
         ``i // 8`` (little-endian, as faiss's binary indexes take them; padding bits are 0)."""
-        from ..hashing.index import pack_bits
-
-        return pack_bits(self.bits(X))
+        check_is_fitted(self, "model_")
+        return self._map(self.model_.packed_bits, self._validate(X, reset=False))
 
     def index(self, X: Any, ids: Any = None, *, append: bool = False) -> SemanticHasher:
         """Hash ``X`` and store the hashes under ``ids`` (default: row numbers, continuing after the items already

@@ -95,6 +95,15 @@ class Position:
         return (f"greedy phase {self.phase}, " if self.phase else "") + f"epoch {self.epoch + 1}, batch {self.step}"
 
 
+def _gather(X: torch.Tensor, Y: torch.Tensor | None, perm: torch.Tensor, local_batch: int, first: int, n_batches: int,
+            x_buf: torch.Tensor, y_buf: torch.Tensor | None):
+    """Batches ``first ..`` of the in-memory rows in ``perm``'s order, gathered into the preallocated buffers."""
+    for b in range(first, n_batches):
+        idx = perm[b * local_batch : (b + 1) * local_batch]
+        xb = torch.index_select(X, 0, idx, out=x_buf[: len(idx)])
+        yield xb, (xb if Y is None else torch.index_select(Y, 0, idx, out=y_buf[: len(idx)]))
+
+
 def _all_reduce(values: torch.Tensor) -> torch.Tensor:
     if world()[1] > 1:
         torch.distributed.all_reduce(values)
@@ -142,6 +151,9 @@ def train(
     position = start or Position(epoch=start_epoch)
     phase = position.phase  # kept in every position this run reports
     rank, n_ranks = world()
+    streamed = hasattr(X, "batches")  # a data set read per window (aekit.data.stream.Stream), not a tensor
+    if streamed and Y is not None:
+        raise TypeError("streamed data trains autoencoders only (targets are the rows themselves); pass Y=None")
     n = len(X) - len(X) % n_ranks  # equal shards, so every rank takes the same number of steps
     local_batch = max(1, min(int(batch_size) // n_ranks, n // n_ranks))
     x_buf = torch.empty((local_batch, *X.shape[1:]), dtype=X.dtype, device=X.device)
@@ -153,6 +165,7 @@ def train(
                unit="batch")
     if position.shuffle_state is not None:  # resuming: the shuffling goes on where it stood, even when no epoch is
         generator.set_state(position.shuffle_state)  # left here (a finished greedy phase: the next one's order)
+    batches = None
     try:
         for epoch in range(position.epoch, epochs):
             for callback in callbacks:  # also for an epoch resumed from its middle: the same rates as before
@@ -162,14 +175,16 @@ def train(
             t0 = time.perf_counter()
             step.model.train()
             epoch_start_state = generator.get_state()
-            perm = torch.randperm(len(X), generator=generator)[:n][rank::n_ranks].to(X.device)
-            totals = {k: torch.tensor(v, dtype=torch.float64, device=X.device) for k, v in position.totals.items()}
             first_step = position.step
+            if streamed:
+                batches = X.batches(X.epoch_seed(generator), rank, n_ranks, local_batch, first_step, x_buf)
+            else:
+                perm = torch.randperm(len(X), generator=generator)[:n][rank::n_ranks].to(X.device)
+                batches = _gather(X, Y, perm, local_batch, first_step, n_batches, x_buf, y_buf)
+            totals = {k: torch.tensor(v, dtype=torch.float64, device=X.device) for k, v in position.totals.items()}
             bar.set_description(f"{description} epoch {epoch + 1}/{epochs}", refresh=False)
-            for b in range(first_step, n_batches):
-                idx = perm[b * local_batch : (b + 1) * local_batch]
-                xb = torch.index_select(X, 0, idx, out=x_buf[: len(idx)])
-                yb = xb if Y is None else torch.index_select(Y, 0, idx, out=y_buf[: len(idx)])
+            for b, batch in enumerate(batches, first_step):
+                xb, yb = (batch, batch) if streamed else batch
                 where = f"epoch {epoch + 1}, batch {b + 1}/{n_batches}"
                 try:
                     terms = step.train_batch(xb, yb)
@@ -186,7 +201,7 @@ def train(
                         f"its first value ({first_loss:.4g}). The last checkpoint (if any) is intact; try a lower "
                         "learning rate."
                     )
-                _sum_terms(totals, terms, len(idx))
+                _sum_terms(totals, terms, len(xb))
                 bar.update()
                 signum = stop_requested() if stop_requested is not None else 0
                 if n_ranks > 1 and stop_requested is not None:  # every rank stops at the same step
@@ -214,5 +229,7 @@ def train(
             if stop:
                 break
     finally:
+        if batches is not None:
+            batches.close()  # a streamed epoch's reader thread ends here when training stops inside the epoch
         bar.close()
     return history
