@@ -171,3 +171,47 @@ def test_greedy_training_under_two_processes(launch, tmp_path):
     mse = [json.loads(r.stdout.strip().splitlines()[-1])["test_mse"] for r in (single, double)]
     assert mse[1] == pytest.approx(mse[0], rel=0.05)
     assert [r["phase"] for r in aekit.load(tmp_path / "two").history_] == [1, 1, 1, 2, 2, 2, "fine-tune", "fine-tune"]
+
+
+def _streamed_data(tmp_path):
+    """20,000 uint8 rows of 64 (noisy digits) in a .npy: with 64 KiB windows, 5 windows of one 4,096-row block."""
+    X = aekit.load_dataset("digits").X_train
+    rng = np.random.default_rng(0)
+    rows = X[rng.integers(0, len(X), 20_000)] + rng.normal(0, 0.05, (20_000, 64))
+    path = tmp_path / "rows.npy"
+    np.save(path, (np.clip(rows, 0, 1) * 255).round().astype(np.uint8))
+    return path
+
+
+STREAMED = ["train", "--hidden", "32,16", "--epochs", "3", "--batch-size", "64", "--in-memory", "no", "--seed", "4",
+            "--quiet"]
+
+
+@pytest.mark.slow
+def test_two_ranks_on_a_memory_mapped_file_train_like_one_process(launch, tmp_path):
+    data = _streamed_data(tmp_path)
+    args = [*STREAMED, "--data", str(data)]
+    single = launch([*args, "--out", str(tmp_path / "one")], AEKIT_WINDOW_BYTES="64K")
+    double = launch([*args, "--out", str(tmp_path / "two")], torchrun=["--nproc-per-node=2"], AEKIT_WINDOW_BYTES="64K")
+    assert single.returncode == 0 and double.returncode == 0, double.stderr[-3000:]
+    one, two = aekit.load(tmp_path / "one"), aekit.load(tmp_path / "two")
+    for k, v in one.model_.state_dict().items():  # the same batches, the gradient averaged over two halves
+        assert torch.allclose(v, two.model_.state_dict()[k], atol=1e-4, rtol=1e-3), k
+    assert [r["loss"] for r in one.history_] == pytest.approx([r["loss"] for r in two.history_], rel=1e-4)
+
+
+@pytest.mark.slow
+def test_two_ranks_streaming_killed_mid_window_resume_bit_for_bit(launch, tmp_path):
+    data = _streamed_data(tmp_path)
+    args = [*STREAMED, "--data", str(data), "--checkpoint-every", "20"]
+    full = launch([*args, "--out", str(tmp_path / "full")], torchrun=["--nproc-per-node=2"], AEKIT_WINDOW_BYTES="64K")
+    assert full.returncode == 0, full.stderr[-3000:]
+    # 16,000 training rows, 250 batches of 2 x 32 per epoch, windows of 4,096 rows (64 batches). Rank 1 is killed
+    # (kill -9) at its batch 340: epoch 2, batch 90; torchrun restarts the group, which resumes from the checkpoint
+    # of batch 80, inside the epoch's second window
+    crashed = launch([*args, "--out", str(tmp_path / "crashed")], torchrun=["--nproc-per-node=2", "--max-restarts=1"],
+                     KILL_AT=340, KILL_SIG=9, KILL_RANK=1, AEKIT_WINDOW_BYTES="64K")
+    assert crashed.returncode == 0, crashed.stderr[-3000:]
+    assert "resuming" in crashed.stdout and "epoch 2/3, batch 80" in crashed.stdout
+    assert ((checkpoint_dir(tmp_path / "full") / "model.safetensors").read_bytes()
+            == (checkpoint_dir(tmp_path / "crashed") / "model.safetensors").read_bytes())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -33,7 +34,8 @@ from aekit.limits import human, memory_limit
 log = logging.getLogger("aekit.data")
 
 BLOCK_ROWS = 4096
-WINDOW_BYTES = 128 << 20  # stored bytes per window: two of them (training, reading) are held at a time
+WINDOW_BYTES = 128 << 20  # stored bytes per window (AEKIT_WINDOW_BYTES, e.g. 32M): about four are held at a time
+#                           (the one trained on, and the next one's read and its reordered copy)
 IN_MEMORY_SHARE = 0.25  # in_memory="auto": keep the data in memory when its float32 copy takes at most this
 #                        share of the memory limit (the model, a validation split and the copies need the rest)
 
@@ -59,12 +61,21 @@ def choose(X: Any, in_memory: Any = "auto", notice: Callable[[str], None] | None
     stream = in_memory is False or (in_memory == "auto" and not fits_in_memory(source))
     float_size = human(4 * source.n_rows * source.n_features)
     if stream:
-        text = (f"data: streaming {source.describe()} in windows of {human(WINDOW_BYTES)} "
+        text = (f"data: streaming {source.describe()} in windows of {human(window_size())} "
                 f"(as float32 it would take {float_size}; in_memory={in_memory!r})")
     else:
         text = f"data: loading {source.describe()} into memory ({float_size} as float32; in_memory={in_memory!r})"
     (notice or log.info)(text)
     return source if stream else source.to_array()
+
+
+def window_size() -> int:
+    """Stored bytes per window: ``AEKIT_WINDOW_BYTES`` (bytes, or with K/M/G) or :data:`WINDOW_BYTES`. The window
+    is part of the epoch's order: a run resumes with the same setting to resume bit for bit."""
+    from aekit.limits import parse_size
+
+    configured = os.environ.get("AEKIT_WINDOW_BYTES")
+    return parse_size(configured) if configured else WINDOW_BYTES
 
 
 class BlockOrder:
@@ -105,12 +116,12 @@ class Stream:
 
     dtype = torch.float32
 
-    def __init__(self, source: RowSource, device: torch.device, block_rows: int = BLOCK_ROWS,
-                 window_bytes: int = WINDOW_BYTES) -> None:
+    def __init__(self, source: RowSource, device: torch.device, block_rows: int | None = None,
+                 window_bytes: int | None = None) -> None:
         self.source, self.device = source, torch.device(device)
-        self.block_rows = int(block_rows)
+        self.block_rows = int(block_rows or BLOCK_ROWS)
         row_bytes = max(1, source.n_features * source.dtype.itemsize)
-        self.window_rows = max(self.block_rows, int(window_bytes) // row_bytes)
+        self.window_rows = max(self.block_rows, int(window_bytes or window_size()) // row_bytes)
         self.shape = (len(source), source.n_features)
 
     def __len__(self) -> int:
@@ -196,7 +207,7 @@ def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, de
     stream = Stream(source, device)
     n, chunk = len(source), stream.window_rows
     spans = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
-    buf = torch.empty((min(chunk, n), source.n_features), dtype=torch.float32, device=stream.device)
+    buf = torch.empty((min(batch_size, n), source.n_features), dtype=torch.float32, device=stream.device)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aekit-reader")
     try:
         pending = pool.submit(source.read, *spans[0])
@@ -204,18 +215,20 @@ def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, de
             raw = pending.result()
             if i + 1 < len(spans):
                 pending = pool.submit(source.read, *spans[i + 1])
-            x = stream.to_rows(raw, buf)
-            if source.dtype.kind == "f" and not torch.isfinite(x).all():
-                raise DataError(f"{source.name} holds NaN or infinite values (rows {a}..{b - 1}); clean the data first")
-            result = map_batches(fn, x, batch_size, min_rows=min_rows).cpu().numpy()
-            if out is None:
-                shape = (n, *result.shape[1:])
-                check_bytes(math.prod(shape) * result.dtype.itemsize, f"the output for {n:,} rows {shape}",
-                            "pass out= an array on disk (np.lib.format.open_memmap), or `aekit encode --out x.npy`")
-                out = np.empty(shape, dtype=result.dtype)
-            elif len(out) != n:
-                raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
-            out[a:b] = result
+            for s in range(0, b - a, batch_size):  # one float32 batch at a time: the window stays in its dtype
+                x = stream.to_rows(raw[s : s + batch_size], buf)
+                if source.dtype.kind == "f" and not torch.isfinite(x).all():
+                    raise DataError(f"{source.name} holds NaN or infinite values (rows {a + s}..{a + s + len(x) - 1});"
+                                    " clean the data first")
+                result = map_batches(fn, x, batch_size, min_rows=min_rows).cpu().numpy()
+                if out is None:
+                    shape = (n, *result.shape[1:])
+                    check_bytes(math.prod(shape) * result.dtype.itemsize, f"the output for {n:,} rows {shape}",
+                                "pass out= an array on disk (np.lib.format.open_memmap), or `aekit encode --out x.npy`")
+                    out = np.empty(shape, dtype=result.dtype)
+                elif len(out) != n:
+                    raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
+                out[a + s : a + s + len(x)] = result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         source.release()
