@@ -237,11 +237,15 @@ def write_npy_rows(path: str | os.PathLike, shape: tuple[int, ...], dtype: Any, 
         raise
 
 
-def head(X: Any, n: int) -> np.ndarray:
-    """The first ``n`` rows of ``X`` in memory (float32 features for a streamed source)."""
+def head(X: Any, n: int | None = None, start: int = 0) -> np.ndarray:
+    """Rows ``start .. start + n`` (all from ``start`` when ``n`` is None) of ``X`` in memory: float32 features
+    for a streamed source (checked against the memory limit), a slice of an array."""
+    stop = len(X) if n is None else min(len(X), start + n)
     if hasattr(X, "features"):
-        return X.features(X.read(0, min(n, len(X))))
-    return X[:n]
+        if start == 0 and stop == len(X):
+            return X.to_array()
+        return X.features(X.read(start, stop))
+    return X[start:stop]
 
 
 def metrics_csv(history: list[dict[str, Any]]) -> bytes:

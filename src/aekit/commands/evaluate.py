@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from ..runs import load_split
+from ..runs import head, load_split
 from ._shared import add_common, add_data_args, emit, load_run, run_spec
 
 
@@ -35,7 +35,7 @@ def add_parser(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> None:
     est = load_run(args.run, args.device, needs=("score", "transform"), command="aekit evaluate")
-    split = load_split(run_spec(args, args.run))
+    split = load_split(run_spec(args, args.run), in_memory=est.in_memory)  # the MSE streams a file that does not fit
     test_mse = -est.score(split.X_test)
     lines, payload = [f"test reconstruction MSE: {test_mse:.6f}"], {"test_mse": test_mse}
     if args.nll or args.parzen:  # generative runs
@@ -66,7 +66,7 @@ def generative_metrics(est: Any, args: argparse.Namespace, X_train: np.ndarray,
 
     lines: list[str] = []
     payload: dict[str, Any] = {}
-    X = X_test if args.rows is None else X_test[: args.rows]
+    X = head(X_test, args.rows)  # in memory (a streamed split's rows are loaded: checked against the limit)
     if args.nll:
         if not hasattr(est, "log_likelihood"):
             raise ConfigError(f"--nll needs a variational autoencoder run (a model with a likelihood); this one holds "
@@ -89,7 +89,7 @@ def generative_metrics(est: Any, args: argparse.Namespace, X_train: np.ndarray,
         n_val = min(args.parzen_validation, len(X_train))
         t0 = time.perf_counter()
         drawn = samples(est, args.parzen_samples, args.seed, args.steps)
-        result = parzen_evaluation(drawn, X_train[len(X_train) - n_val :], X)
+        result = parzen_evaluation(drawn, head(X_train, n_val, len(X_train) - n_val), X)
         payload.update(result, parzen_seconds=round(time.perf_counter() - t0, 1))
         lines.append(f"Parzen log-likelihood ({result['n_samples']} samples, sigma {result['sigma']:.3f} chosen on "
                      f"{n_val} training rows): {result['parzen_ll']:.1f} +- {result['parzen_se']:.1f}")
