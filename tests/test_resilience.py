@@ -173,14 +173,20 @@ def test_greedy_training_under_two_processes(launch, tmp_path):
     assert [r["phase"] for r in aekit.load(tmp_path / "two").history_] == [1, 1, 1, 2, 2, 2, "fine-tune", "fine-tune"]
 
 
-def _streamed_data(tmp_path):
-    """20,000 uint8 rows of 64 (noisy digits) in a .npy: with 64 KiB windows, 5 windows of one 4,096-row block."""
+def _streamed_data(tmp_path, shards=False):
+    """20,000 uint8 rows of 64 (noisy digits) in a .npy, or in a folder of 4 .npy shards of 5,000 rows: with 64 KiB
+    windows, each window is one 4,096-row block."""
     X = aekit.load_dataset("digits").X_train
     rng = np.random.default_rng(0)
-    rows = X[rng.integers(0, len(X), 20_000)] + rng.normal(0, 0.05, (20_000, 64))
-    path = tmp_path / "rows.npy"
-    np.save(path, (np.clip(rows, 0, 1) * 255).round().astype(np.uint8))
-    return path
+    rows = (np.clip(X[rng.integers(0, len(X), 20_000)] + rng.normal(0, 0.05, (20_000, 64)), 0, 1) * 255).round()
+    rows = rows.astype(np.uint8)
+    if not shards:
+        np.save(tmp_path / "rows.npy", rows)
+        return tmp_path / "rows.npy"
+    (tmp_path / "shards").mkdir()
+    for i in range(4):
+        np.save(tmp_path / "shards" / f"part-{i}.npy", rows[i * 5000 : (i + 1) * 5000])
+    return tmp_path / "shards"
 
 
 STREAMED = ["train", "--hidden", "32,16", "--epochs", "3", "--batch-size", "64", "--in-memory", "no", "--seed", "4",
@@ -201,8 +207,8 @@ def test_two_ranks_on_a_memory_mapped_file_train_like_one_process(launch, tmp_pa
 
 
 @pytest.mark.slow
-def test_two_ranks_streaming_killed_mid_window_resume_bit_for_bit(launch, tmp_path):
-    data = _streamed_data(tmp_path)
+def test_two_ranks_streaming_shards_killed_mid_window_resume_bit_for_bit(launch, tmp_path):
+    data = _streamed_data(tmp_path, shards=True)
     args = [*STREAMED, "--data", str(data), "--checkpoint-every", "20"]
     full = launch([*args, "--out", str(tmp_path / "full")], torchrun=["--nproc-per-node=2"], AEKIT_WINDOW_BYTES="64K")
     assert full.returncode == 0, full.stderr[-3000:]
