@@ -12,6 +12,19 @@ from aekit.cli import main
 from _resume import assert_same_run, interrupted_then_resumed  # tests/_resume.py
 
 
+def _written_out(model, x, seed, k=7, stop_q=False):
+    """log p(x|z_i), log p(z_i), log q(z_i|x) (each (k, batch)) and the logits, with torch.distributions, for the
+    draws the model makes after torch.manual_seed(seed); ``stop_q``: q's parameters without gradient."""
+    torch.manual_seed(seed)
+    mu, logvar = model.encode_distribution(x)
+    z = mu + torch.exp(0.5 * logvar) * torch.randn(k, *mu.shape)
+    logits = model.decode(z.reshape(-1, mu.shape[1])).view(k, *x.shape)
+    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand(k, *x.shape), reduction="none").sum(-1)
+    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    q_mu, q_std = (mu.detach(), torch.exp(0.5 * logvar).detach()) if stop_q else (mu, torch.exp(0.5 * logvar))
+    return log_px, log_pz, torch.distributions.Normal(q_mu, q_std).log_prob(z).sum(-1), logits
+
+
 def test_the_loss_is_the_k_sample_bound_written_out():
     from aekit.models.iwae import IWAEModule
 
@@ -20,13 +33,7 @@ def test_the_loss_is_the_k_sample_bound_written_out():
     x = torch.rand(4, 6)
     torch.manual_seed(1)
     out = model(x)
-    torch.manual_seed(1)
-    mu, logvar = model.encode_distribution(x)
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(7, 4, 2)
-    logits = model.decode(z.reshape(-1, 2)).view(7, 4, 6)
-    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand(7, 4, 6), reduction="none").sum(-1)
-    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
-    log_q = torch.distributions.Normal(mu, torch.exp(0.5 * logvar)).log_prob(z).sum(-1)
+    log_px, log_pz, log_q, logits = _written_out(model, x, seed=1)
     bound = (torch.logsumexp(log_px + log_pz - log_q, 0) - math.log(7)).mean()
     reconstruction = -log_px[0].mean()  # what the objective adds: the first draw's term
     assert (reconstruction + out.terms["iw_latent"]).item() == pytest.approx(-bound.item(), rel=1e-5)
@@ -81,13 +88,7 @@ def test_dreg_gradient_is_tucker_et_al_written_out():
     (reconstruction + out.terms["iw_latent"]).backward()  # what the objective sums
     got = {n: p.grad.clone() for n, p in model.named_parameters()}
     model.zero_grad()
-    torch.manual_seed(1)
-    mu, logvar = model.encode_distribution(x)
-    z = mu + torch.exp(0.5 * logvar) * torch.randn(7, 4, 2)
-    logits = model.decode(z.reshape(-1, 2)).view(7, 4, 6)
-    log_px = -torch.nn.functional.binary_cross_entropy_with_logits(logits, x.expand(7, 4, 6), reduction="none").sum(-1)
-    log_pz = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
-    log_q = torch.distributions.Normal(mu.detach(), torch.exp(0.5 * logvar).detach()).log_prob(z).sum(-1)
+    log_px, log_pz, log_q, _ = _written_out(model, x, seed=1, stop_q=True)
     log_w = log_px + log_pz - log_q
     w = torch.softmax(log_w.detach(), 0)
     bound = (torch.logsumexp(log_w, 0) - math.log(7)).mean()
