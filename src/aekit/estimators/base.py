@@ -311,6 +311,7 @@ class TorchEstimator(BaseEstimator):
         this way before it writes anything."""
         self._validate_params()
         probe = copy.copy(self)
+        probe.verbose = 0  # fit says where the data lives; the check does not say it twice
         resume = bool(self.warm_start) and hasattr(self, "model_")
         rows = probe._validate(X, reset=not resume)
         streamed = is_source(rows)
