@@ -247,3 +247,17 @@ def test_cli_trains_encodes_and_indexes_a_streamed_file(digits_u8, tmp_path, cap
     hasher = aekit.load(hashes)  # the index was saved with the run and loads with it
     assert indexed["size"] == len(split.X_train) == len(hasher.index_)
     assert np.array_equal(hasher.index_.codes, hasher.set_params(in_memory=True).hash(split.X_train))
+
+
+def test_a_folder_of_shards_on_the_command_line_loaded_or_streamed_holds_the_same_split(digits_u8, tmp_path):
+    from aekit.runs import data_spec, load_split
+
+    _, u8, _ = digits_u8
+    (tmp_path / "sh").mkdir()
+    np.save(tmp_path / "sh" / "a.npy", u8[:700])
+    np.save(tmp_path / "sh" / "b.npy", u8[700:])
+    spec = data_spec(data=tmp_path / "sh")
+    loaded, streamed = load_split(spec, True), load_split(spec, False)
+    assert isinstance(loaded.X_test, np.ndarray) and isinstance(load_split(spec, "auto").X_train, np.ndarray)
+    assert np.array_equal(loaded.X_test, streamed.X_test.to_array())
+    assert np.array_equal(loaded.X_train, streamed.X_train.to_array()) and len(loaded.X_train) == 1150

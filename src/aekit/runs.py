@@ -92,18 +92,20 @@ def load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
     return split._replace(X_train=X_train, y_train=None if split.y_train is None else split.y_train[keep])
 
 
-def _streamed(spec: dict[str, Any], in_memory: Any):
-    """The spec's file as a source to stream, or None (load it whole)."""
+def _source_of(spec: dict[str, Any], in_memory: Any):
+    """The spec's file as a :class:`~aekit.data.sources.RowSource` when it may be streamed (a ``.npy`` file, a folder
+    of shards or of images; no label column; ``in_memory`` not True) or is a folder of shards, else None. Opening
+    reads headers only."""
     from .data.sources import open_rows
-    from .data.stream import fits_in_memory
 
     path = Path(spec["file"])
-    if in_memory is True or spec.get("label_column") is not None or not path.exists():
+    if spec.get("label_column") is not None or not path.exists():
         return None
-    if not (path.is_dir() or path.suffix.lower() == ".npy"):
-        return None
-    source = open_rows(path)
-    return source if in_memory is False or not fits_in_memory(source) else None
+    shards = path.is_dir() and any(p.suffix.lower() in (".npy", ".npz") and p.is_file() and not p.name.startswith(".")
+                                   for p in path.iterdir())
+    if shards or (in_memory is not True and (path.is_dir() or path.suffix.lower() == ".npy")):
+        return open_rows(path)
+    return None
 
 
 def _load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
@@ -114,11 +116,18 @@ def _load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
         return DataSplit(ds.X_train, ds.X_test, ds.image_shape, ds.y_train, ds.y_test, spec["dataset"], "test split")
     if "file" not in spec:
         raise ConfigError(f"the run's data entry {spec!r} names no dataset or file; give --dataset or --data")
-    source = _streamed(spec, in_memory)
-    if source is not None:
+    from .data.sources import ShardedSource
+    from .data.stream import fits_in_memory
+
+    source = _source_of(spec, in_memory)
+    streamed = source is not None and (in_memory is False or (in_memory == "auto" and not fits_in_memory(source)))
+    if streamed:
         X, y, image_shape = source, source.labels, source.image_shape
+    elif isinstance(source, ShardedSource):  # load_file reads folders of images, not of shards
+        X, y, image_shape = source.to_array(), source.labels, source.image_shape
     else:
         X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
+    source = source if streamed else None
     name, fraction = Path(spec["file"]).name, spec.get("test_fraction")
     if not fraction:  # no held-out part (asked for, or a run recorded before files were split)
         return DataSplit(X, X, image_shape, y, y, name, "whole file (the training rows)")
