@@ -59,18 +59,18 @@ def test_stream_batches_follow_the_order_and_ranks_split_one_process_batches(dig
     expected = BlockOrder(len(u8), 11, 100, 300).rows()
     s = Stream(source, "cpu")
     buf = torch.empty((64, 64))
-    one = [b.clone() for b in s.batches(11, 0, 1, 64, 0, buf)]
+    one = [b.clone() for b, _ in s.batches(11, 0, 1, 64, 0, buf)]
     assert sum(len(b) for b in one) == len(u8)
     assert torch.equal(torch.cat(one), torch.from_numpy(u8[expected].astype(np.float32) / np.float32(255)))
     # two ranks of 32 rows: batch b of both together is batch b of one process (n truncated to even)
     half = torch.empty((32, 64))
-    ranks = [[b.clone() for b in s.batches(11, r, 2, 32, 0, half)] for r in (0, 1)]
+    ranks = [[b.clone() for b, _ in s.batches(11, r, 2, 32, 0, half)] for r in (0, 1)]
     n = len(u8) - len(u8) % 2
     for b, (r0, r1) in enumerate(zip(*ranks)):
         together = torch.stack([r0, r1], dim=1).reshape(-1, 64)  # positions interleave: rank = position % 2
         assert torch.equal(together, torch.cat(one)[b * 64 : min(n, (b + 1) * 64)])
     # resuming at batch 7 gives the same batches 7..
-    later = [b.clone() for b in s.batches(11, 0, 1, 64, 7, buf)]
+    later = [b.clone() for b, _ in s.batches(11, 0, 1, 64, 7, buf)]
     assert all(torch.equal(a, b) for a, b in zip(later, one[7:])) and len(later) == len(one) - 7
 
 
@@ -153,6 +153,9 @@ def test_shards_folder_and_subsets(digits_xy, tmp_path):
     assert np.array_equal(sub.read(0, len(rows)), u8[rows]) and np.array_equal(sub.labels, y[rows])
     est = aekit.Autoencoder((16, 4), epochs=1, random_state=0, in_memory=False).fit(source)
     assert est.transform(sub).shape == (len(rows), 4)
+    source.release()
+    source.read(0, len(X))  # every .npz shard read: at most two stay inflated
+    assert sum(shard._cache is not None for shard in source.shards) == 2
     np.save(folder / "part-3.npy", np.zeros((5, 65), np.uint8))
     with pytest.raises(DataError, match="one row shape and dtype"):
         open_rows(folder)

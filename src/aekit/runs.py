@@ -96,14 +96,12 @@ def _source_of(spec: dict[str, Any], in_memory: Any):
     """The spec's file as a :class:`~aekit.data.sources.RowSource` when it may be streamed (a ``.npy`` file, a folder
     of shards or of images; no label column; ``in_memory`` not True) or is a folder of shards, else None. Opening
     reads headers only."""
-    from .data.sources import open_rows
+    from .data.sources import is_shard_folder, open_rows
 
     path = Path(spec["file"])
     if spec.get("label_column") is not None or not path.exists():
         return None
-    shards = path.is_dir() and any(p.suffix.lower() in (".npy", ".npz") and p.is_file() and not p.name.startswith(".")
-                                   for p in path.iterdir())
-    if shards or (in_memory is not True and (path.is_dir() or path.suffix.lower() == ".npy")):
+    if is_shard_folder(path) or (in_memory is not True and (path.is_dir() or path.suffix.lower() == ".npy")):
         return open_rows(path)
     return None
 
@@ -127,7 +125,6 @@ def _load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
         X, y, image_shape = source.to_array(), source.labels, source.image_shape
     else:
         X, y, image_shape = load_file(spec["file"], label_column=spec.get("label_column"))
-    source = source if streamed else None
     name, fraction = Path(spec["file"]).name, spec.get("test_fraction")
     if not fraction:  # no held-out part (asked for, or a run recorded before files were split)
         return DataSplit(X, X, image_shape, y, y, name, "whole file (the training rows)")
@@ -138,7 +135,7 @@ def _load_split(spec: dict[str, Any], in_memory: Any = True) -> DataSplit:
     perm = np.random.default_rng(spec.get("split_seed", SPLIT_SEED)).permutation(len(X))
     test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
     del perm
-    rows = (lambda r: X.subset(r)) if source is not None else (lambda r: X[r])
+    rows = X.subset if streamed else X.__getitem__
     return DataSplit(rows(train), rows(test), image_shape, None if y is None else y[train],
                      None if y is None else y[test], name, f"held-out {fraction:g} of the file, {n_test} rows")
 

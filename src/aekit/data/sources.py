@@ -271,9 +271,9 @@ class ShardedSource(RowSource):
                     key, shape, dtype, y = _npz_members(path)
                     shards.append(_NpzShard(path, key, shape, dtype))
                     labels.append(y)
+            except DataError:
+                raise
             except (OSError, ValueError, zipfile.BadZipFile) as exc:
-                if isinstance(exc, DataError):
-                    raise
                 raise DataError(f"Cannot read shard {path}: {exc}; fix or remove it") from None
         first = shards[0]
         for shard in shards[1:]:
@@ -282,6 +282,7 @@ class ShardedSource(RowSource):
                                 f"{first.row_shape} {first.dtype} and {shard.name} holds {shard.row_shape} "
                                 f"{shard.dtype}")
         self.shards = shards
+        self._inflated: list[RowSource] = []  # .npz shards held inflated, most recent last (at most 2)
         self.starts = np.cumsum([0] + [len(s) for s in shards])
         self.n_rows, self.row_shape, self.dtype = int(self.starts[-1]), first.row_shape, first.dtype
         self.scale = first.scale
@@ -298,12 +299,20 @@ class ShardedSource(RowSource):
             lo, hi = max(start, int(self.starts[i])), min(stop, int(self.starts[i + 1]))
             if lo >= hi:
                 break
-            out[lo - start : hi - start] = self.shards[i].read(lo - int(self.starts[i]), hi - int(self.starts[i]))
+            shard = self.shards[i]
+            out[lo - start : hi - start] = shard.read(lo - int(self.starts[i]), hi - int(self.starts[i]))
+            if isinstance(shard, _NpzShard):
+                if shard in self._inflated:
+                    self._inflated.remove(shard)
+                self._inflated.append(shard)
+                while len(self._inflated) > 2:  # a window's blocks come from shards in any order: keep two
+                    self._inflated.pop(0).release()
         return out
 
     def release(self) -> None:
         for shard in self.shards:
             shard.release()
+        self._inflated.clear()
 
 
 class ImageFolderSource(RowSource):
@@ -377,11 +386,7 @@ def open_rows(path: str | os.PathLike | np.ndarray, labels: Sequence | None = No
     if not path.exists():
         raise DataError(f"No such file: {path}")
     if path.is_dir():
-        entries = [p for p in path.iterdir() if not p.name.startswith(".")]
-        if any(p.suffix.lower() in (".npy", ".npz") for p in entries if p.is_file()):
-            source: RowSource = ShardedSource(path)
-        else:
-            source = ImageFolderSource(path)
+        source: RowSource = ShardedSource(path) if is_shard_folder(path) else ImageFolderSource(path)
     elif path.suffix.lower() == ".npy":
         source = NpyFile(path)
     elif path.suffix.lower() == ".npz":
@@ -396,9 +401,17 @@ def open_rows(path: str | os.PathLike | np.ndarray, labels: Sequence | None = No
     return source
 
 
+def is_shard_folder(path: str | os.PathLike) -> bool:
+    """A folder holding ``.npy``/``.npz`` files (read as shards; other folders are image folders)."""
+    path = Path(path)
+    return path.is_dir() and any(p.suffix.lower() in (".npy", ".npz") and p.is_file() and not p.name.startswith(".")
+                                 for p in path.iterdir())
+
+
 def is_source(X: Any) -> bool:
     return isinstance(X, RowSource)
 
 
-__all__ = ["ArraySource", "ImageFolderSource", "NpyFile", "RowSource", "ShardedSource", "Subset", "is_source",
+__all__ = ["ArraySource", "ImageFolderSource", "NpyFile", "RowSource", "ShardedSource", "Subset", "is_shard_folder",
+           "is_source",
            "open_rows"]

@@ -18,6 +18,7 @@ Memory: two windows in the stored dtype (the one being trained on, the one being
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import math
 import os
@@ -51,14 +52,12 @@ def choose(X: Any, in_memory: Any = "auto", notice: Callable[[str], None] | None
     ``in_memory`` is True, or "auto" and they fit (:func:`fits_in_memory`); a ``np.memmap`` larger than that is
     streamed ("auto") or with ``in_memory=False``; other arrays are returned as they are. The choice is logged
     (``notice``, or the ``aekit.data`` logger)."""
-    source = X if is_source(X) else None
-    if source is None:
-        if not isinstance(X, np.memmap) or in_memory is True:
-            return X
-        source = ArraySource(X, name=str(getattr(X, "filename", None) or "X"))
-        if in_memory == "auto" and fits_in_memory(source):
-            return X
+    if not is_source(X) and (not isinstance(X, np.memmap) or in_memory is True):
+        return X
+    source = X if is_source(X) else ArraySource(X, name=str(getattr(X, "filename", None) or "X"))
     stream = in_memory is False or (in_memory == "auto" and not fits_in_memory(source))
+    if not stream and source is not X:
+        return X  # a np.memmap that fits: taken as the array it is, as always
     float_size = human(4 * source.n_rows * source.n_features)
     if stream:
         text = (f"data: streaming {source.describe()} in windows of {human(window_size())} "
@@ -102,6 +101,21 @@ class BlockOrder:
     def rows(self) -> np.ndarray:
         """The whole epoch's order (for tests and small data)."""
         return np.concatenate([self.window(w) for w in range(len(self.windows))])
+
+
+def _read_ahead(read: Callable[..., np.ndarray], calls: list[tuple]) -> Iterator[np.ndarray]:
+    """``read(*args)`` for each ``args`` of ``calls`` in turn, the next one running on a thread while the caller
+    works on the current one."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aekit-reader")
+    try:
+        pending = pool.submit(read, *calls[0]) if calls else None
+        for i in range(len(calls)):
+            result = pending.result()
+            if i + 1 < len(calls):
+                pending = pool.submit(read, *calls[i + 1])
+            yield result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _positions(lo: int, hi: int, rank: int, n_ranks: int) -> np.ndarray:
@@ -152,48 +166,46 @@ class Stream:
         rows = order.window(w)[pos - start]
         sort = np.argsort(rows, kind="stable")
         data = self.source.take(rows[sort])
+        if data.dtype.kind == "f":
+            finite = np.isfinite(data.reshape(len(data), -1)).all(axis=1)
+            if not finite.all():
+                bad = int(rows[sort][np.flatnonzero(~finite)[0]])
+                raise DataError(f"{self.source.name} holds NaN or infinite values (row {bad}); clean the data first")
         out = np.empty_like(data)
         out[sort] = data  # back into the epoch's order
-        if data.dtype.kind == "f" and not np.isfinite(data).all():
-            bad = int(rows[sort][np.flatnonzero(~np.isfinite(data.reshape(len(data), -1)).all(axis=1))[0]])
-            raise DataError(f"{self.source.name} holds NaN or infinite values (row {bad}); clean the data first")
         return out
 
     def batches(self, seed: int, rank: int, n_ranks: int, local_batch: int, first_batch: int,
-                out: torch.Tensor) -> Iterator[torch.Tensor]:
-        """This rank's batches ``first_batch ..`` of the epoch ordered by ``seed``, each in ``out`` (reused)."""
+                out: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This rank's batches ``first_batch ..`` of the epoch ordered by ``seed``, each in ``out`` (reused), as
+        (inputs, targets) pairs as the loop takes them: the targets are the rows themselves."""
         n = len(self) - len(self) % n_ranks
         order = BlockOrder(len(self), seed, self.block_rows, self.window_rows)
         begin = first_batch * local_batch * n_ranks  # the epoch position of this rank's first batch (rank 0's)
-        windows = [w for w in range(len(order.windows)) if order.starts[w + 1] > begin and order.starts[w] < n]
-        if not windows:
-            return
-        pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aekit-reader")
-        try:
-            pending = pool.submit(self._read_window, order, windows[0], begin, n, rank, n_ranks)
-            carry: np.ndarray | None = None  # rows of a batch that began in an earlier window
-            for i, w in enumerate(windows):
-                data = pending.result()
-                if i + 1 < len(windows):
-                    pending = pool.submit(self._read_window, order, windows[i + 1], begin, n, rank, n_ranks)
+        calls = [(order, w, begin, n, rank, n_ranks) for w in range(len(order.windows))
+                 if order.starts[w + 1] > begin and order.starts[w] < n]
+        carry: np.ndarray | None = None  # rows of a batch that began in an earlier window
+        with contextlib.closing(_read_ahead(self._read_window, calls)) as windows:
+            for data in windows:
                 s = 0
                 if carry is not None:
                     need = local_batch - len(carry)
                     if len(data) < need:
                         carry = np.concatenate([carry, data])
                         continue
-                    yield self.to_rows(np.concatenate([carry, data[:need]]), out)
+                    xb = self.to_rows(np.concatenate([carry, data[:need]]), out)
+                    yield xb, xb
                     s, carry = need, None
                 while s + local_batch <= len(data):
-                    yield self.to_rows(data[s : s + local_batch], out)
+                    xb = self.to_rows(data[s : s + local_batch], out)
+                    yield xb, xb
                     s += local_batch
                 if s < len(data):
                     carry = data[s:]
-            if carry is not None:
-                yield self.to_rows(carry, out)
-            self.source.release()
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+        if carry is not None:
+            xb = self.to_rows(carry, out)
+            yield xb, xb
+        self.source.release()
 
 
 def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, device: torch.device,
@@ -208,30 +220,25 @@ def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, de
     n, chunk = len(source), stream.window_rows
     spans = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
     buf = torch.empty((min(batch_size, n), source.n_features), dtype=torch.float32, device=stream.device)
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="aekit-reader")
-    try:
-        pending = pool.submit(source.read, *spans[0])
-        for i, (a, b) in enumerate(spans):
-            raw = pending.result()
-            if i + 1 < len(spans):
-                pending = pool.submit(source.read, *spans[i + 1])
-            for s in range(0, b - a, batch_size):  # one float32 batch at a time: the window stays in its dtype
-                x = stream.to_rows(raw[s : s + batch_size], buf)
-                if source.dtype.kind == "f" and not torch.isfinite(x).all():
-                    raise DataError(f"{source.name} holds NaN or infinite values (rows {a + s}..{a + s + len(x) - 1});"
-                                    " clean the data first")
-                result = map_batches(fn, x, batch_size, min_rows=min_rows).cpu().numpy()
-                if out is None:
-                    shape = (n, *result.shape[1:])
-                    check_bytes(math.prod(shape) * result.dtype.itemsize, f"the output for {n:,} rows {shape}",
-                                "pass out= an array on disk (np.lib.format.open_memmap), or `aekit encode --out x.npy`")
-                    out = np.empty(shape, dtype=result.dtype)
-                elif len(out) != n:
-                    raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
-                out[a + s : a + s + len(x)] = result
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        source.release()
+    with contextlib.closing(_read_ahead(source.read, spans)) as windows:
+        try:
+            for (a, b), raw in zip(spans, windows):
+                for s in range(0, b - a, batch_size):  # one float32 batch at a time: the window stays in its dtype
+                    x = stream.to_rows(raw[s : s + batch_size], buf)
+                    if source.dtype.kind == "f" and not torch.isfinite(x).all():
+                        raise DataError(f"{source.name} holds NaN or infinite values (rows {a + s}..{a + s + len(x) - 1});"
+                                        " clean the data first")
+                    result = map_batches(fn, x, batch_size, min_rows=min_rows).cpu().numpy()
+                    if out is None:
+                        shape = (n, *result.shape[1:])
+                        check_bytes(math.prod(shape) * result.dtype.itemsize, f"the output for {n:,} rows {shape}",
+                                    "pass out= an array on disk (np.lib.format.open_memmap), or `aekit encode --out x.npy`")
+                        out = np.empty(shape, dtype=result.dtype)
+                    elif len(out) != n:
+                        raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
+                    out[a + s : a + s + len(x)] = result
+        finally:
+            source.release()
     return out
 
 

@@ -283,7 +283,7 @@ class TorchEstimator(BaseEstimator):
         if not resume:
             self._resolve(rows)
         self._check_X(rows)
-        if is_source(X):
+        if is_source(X):  # before anything changes (a refused fit leaves the estimator as it was)
             self._check_streamable(None)
         with self._writer_lock():
             if not resume:

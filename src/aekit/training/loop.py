@@ -183,8 +183,7 @@ def train(
                 batches = _gather(X, Y, perm, local_batch, first_step, n_batches, x_buf, y_buf)
             totals = {k: torch.tensor(v, dtype=torch.float64, device=X.device) for k, v in position.totals.items()}
             bar.set_description(f"{description} epoch {epoch + 1}/{epochs}", refresh=False)
-            for b, batch in enumerate(batches, first_step):
-                xb, yb = (batch, batch) if streamed else batch
+            for b, (xb, yb) in enumerate(batches, first_step):
                 where = f"epoch {epoch + 1}, batch {b + 1}/{n_batches}"
                 try:
                     terms = step.train_batch(xb, yb)
