@@ -30,6 +30,22 @@ def test_loss_is_negative_elbo_in_nats_and_sampling_works(digits):
     assert np.array_equal(vae.predict(X_test[:5]), vae.predict(X_test[:5]))  # reconstruct from the mean
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("strided", [False, True])
+def test_fast_bernoulli_is_torch_bernoulli_draw_for_draw(dtype, strided):
+    from aekit.data.binarize import bernoulli
+
+    p = torch.rand(301, 97).to(dtype)  # an odd size: no vector-width tail hides a difference
+    p = p.t() if strided else p
+    torch.manual_seed(5)
+    expected, after = torch.bernoulli(p), torch.rand(3)
+    torch.manual_seed(5)
+    got, got_after = bernoulli(p), torch.rand(3)
+    assert got.dtype == dtype and got.shape == p.shape
+    assert torch.equal(got, expected) and torch.equal(got_after, after)  # the same draw, the generator left the same
+    assert 0.4 < got.float().mean() < 0.6
+
+
 def test_binarize_auto_is_dynamic_for_a_bernoulli_decoder_and_saved(digits, tmp_path):
     X, _ = digits
     vae = aekit.VariationalAutoencoder((16,), latent_dim=2, epochs=1, random_state=0).fit(X)

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from .binarize import bernoulli
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Corruption:
         keep = torch.rand_like(x) >= self.amount
         if self.kind == "mask":
             return x * keep
-        return torch.where(keep, x, torch.bernoulli(torch.full_like(x, 0.5)))  # salt-and-pepper
+        return torch.where(keep, x, bernoulli(torch.full_like(x, 0.5)))  # salt-and-pepper
 
 
 _KINDS = {"gaussian": (0.0, float("inf")), "dropout": (0.0, 1.0), "mask": (0.0, 1.0), "saltpepper": (0.0, 1.0)}

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..nn.chain import up
 from ..nn.layers import activation
 from ..registry import get_model_class
 
@@ -33,12 +34,9 @@ class AEOutput:
     def float32(self) -> AEOutput:
         """This output with every lower-precision tensor (bfloat16, float16) in float32: what a mixed-precision
         forward's loss is computed on (float32 and float64 stay as they are)."""
-        def up(t: torch.Tensor | None) -> torch.Tensor | None:
-            return t.float() if t is not None and t.dtype in (torch.bfloat16, torch.float16) else t
-
         return replace(self, logits=up(self.logits), codings=up(self.codings),
-                       terms={k: up(v) for k, v in self.terms.items()}, target=up(self.target),
-                       log_scale=up(self.log_scale))
+                       terms={k: up(v) for k, v in self.terms.items()}, target=None if self.target is None else
+                       up(self.target), log_scale=None if self.log_scale is None else up(self.log_scale))
 
 
 class AutoencoderModule(nn.Module):

@@ -23,6 +23,7 @@ import torch
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_array, check_is_fitted, column_or_1d
 
+from ..data.binarize import bernoulli
 from ..errors import DataError
 from ..estimators.base import generator_from
 from ..estimators.parts import Conv, Layers
@@ -96,7 +97,7 @@ class ConditionalVAEModule(VariationalAutoencoderModule):
     def forward(self, rows: torch.Tensor) -> AEOutput:
         x, y = self.split(rows)
         if self.training and self.config["dynamic_binarization"]:
-            x = torch.bernoulli(x)
+            x = bernoulli(x)
         if self.training and self.config["label_dropout"]:  # some rows train the unconditional model
             keep = torch.rand(len(y), 1, device=y.device) >= self.config["label_dropout"]
             y = y * keep

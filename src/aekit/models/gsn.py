@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ..data.binarize import bernoulli
 from ..data.corruption import parse_noise
 from ..errors import ConfigError, DataError
 from ..estimators.base import AutoencoderEstimator, generator_from
@@ -70,7 +71,7 @@ class GSNAutoencoder(DenseAutoencoder):
         """One draw from the output distribution P(x | x~) whose parameters are ``logits``."""
         mean = self.output(logits)
         if self.config["loss"] == "bce":
-            return torch.bernoulli(mean.clamp(0.0, 1.0))
+            return bernoulli(mean.clamp(0.0, 1.0))
         return mean + std * torch.randn_like(mean)
 
     def forward(self, x: torch.Tensor) -> AEOutput:

@@ -25,8 +25,10 @@ from typing import Any
 import torch
 from sklearn.utils._param_validation import StrOptions
 
+from ..data.binarize import bernoulli
 from ..estimators.parts import Reconstruction
 from ..losses.reconstruction import reconstruction_loss
+from ..nn.chain import up
 from ..params import Param, positive_int
 from ..registry import register_estimator, register_model
 from .base import AEOutput
@@ -54,7 +56,7 @@ class IWAEModule(VariationalAutoencoderModule):
         (k, batch, latent). ``stop_q``: q's parameters enter log q(z|x) without gradient (DReG's form)."""
         mu, logvar = self.encode_distribution(x)
         z = mu + torch.exp(0.5 * logvar) * torch.randn((k, *mu.shape), dtype=mu.dtype, device=mu.device)
-        logits = self.decode(z.reshape(-1, z.shape[-1])).view(k, len(x), -1)  # (k, batch, features)
+        logits = up(self.decode(z.reshape(-1, z.shape[-1]))).view(k, len(x), -1)  # (k, batch, features), float32
         density = "gaussian" if self.log_scale is not None else "bce"
         output = AEOutput(logits.flatten(0, 1), z.flatten(0, 1), self.output_activation, log_scale=self.log_scale)
         log_px = -reconstruction_loss(density)(output, x.expand(k, *x.shape).flatten(0, 1), "rows").view(k, -1)
@@ -65,7 +67,7 @@ class IWAEModule(VariationalAutoencoderModule):
     def forward(self, x: torch.Tensor) -> AEOutput:
         target = None
         if self.training and self.config["dynamic_binarization"]:
-            x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
+            x = target = bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
         k = self.config["k"]
         dreg = self.config.get("gradient") == "dreg" and self.training and torch.is_grad_enabled()
         log_px, latent, logits, mu, z = self.log_weights(x, k, stop_q=dreg)

@@ -27,10 +27,11 @@ from typing import Any
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from ..data.binarize import bernoulli
 from ..errors import DataError
 from ..estimators.base import AutoencoderEstimator, Sampling, generator_from
 from ..estimators.parts import Binarization, Conv, ImageShape, Layers, Reconstruction, Training, latent_dim
-from ..nn.chain import DenseChain, DenseLayer, VariationalChain
+from ..nn.chain import DenseChain, DenseLayer, VariationalChain, up
 from ..nn.conv import (
     as_images,
     conv_encoder,
@@ -152,7 +153,9 @@ class VariationalAutoencoderModule(AutoencoderModule):
 
     def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encode_hidden(x)
-        return self.mean(h), self.logvar(h)  # (batch, latent) each
+        # (batch, latent) each; float32 in a mixed precision, as the chain's heads: the sampling and the KL term
+        # are not computed in bfloat16
+        return up(self.mean(h)), up(self.logvar(h))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode_distribution(x)[0]  # the mean: deterministic codings for transform
@@ -234,7 +237,7 @@ class VariationalAutoencoderModule(AutoencoderModule):
     def forward(self, x: torch.Tensor) -> AEOutput:
         target = None
         if self.training and self.config["dynamic_binarization"]:
-            x = target = torch.bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
+            x = target = bernoulli(x)  # a fresh binary image per batch, reconstructed as drawn
         mu, logvar = self.encode_distribution(x)
         z = self.reparameterize(mu, logvar)
         return AEOutput(self.decode(z), mu, self.output_activation, terms=self.latent_terms(x, mu, logvar, z),
@@ -271,7 +274,10 @@ class VariationalAutoencoder(Sampling, AutoencoderEstimator):
               ":meth:`elbo` is unchanged). 0: none; > 0 trains through autograd.", type="float"),
     )
     parts = (
-        Layers(hidden_layers=(500, 500)),
+        # MNIST, 30 epochs from the command line, the other defaults below: 784-1000-1000-50 gave 87.95 nats of
+        # IS-NLL on the binarized test set against 88.23 for 784-500-500-50, at 2.5x the epoch time
+        # (docs/results.md); the families that take the VAE's parts take this network too
+        Layers(hidden_layers=(1000, 1000)),
         Reconstruction("auto", ("bce", "gaussian", "mse"), auto="gaussian",
                        doc="The decoder: ``\"bce\"`` Bernoulli (sigmoid outputs; X in [0, 1]); ``\"gaussian\"`` "
                            "Gaussian with linear means and one learned standard deviation; ``\"mse\"`` the summed "

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 import torch
 import torch.nn.functional as F
 
+from ..data.binarize import bernoulli
 from .layers import ACTIVATIONS, activation
 
 
@@ -262,7 +263,7 @@ class VariationalChain:
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> VariationalPass:
         if self.binarize:
-            x = torch.bernoulli(x)
+            x = bernoulli(x)
         encoder = self.encoder.forward(x)
         h = encoder[-1]
         mean = up(torch.addmm(self.mean.bias, h, self.mean.weight.T))  # float32 also from a bf16 chain
