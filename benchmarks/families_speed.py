@@ -2,6 +2,10 @@
 (an optional extra: ``pip install pythae``; its rows are skipped when it is missing).
 
     OMP_NUM_THREADS=1 AEKIT_DATA_DIR=../shared/data python benchmarks/families_speed.py --rounds 3
+    OMP_NUM_THREADS=1 AEKIT_DATA_DIR=../shared/data python benchmarks/families_speed.py --rounds 3 --bf16
+
+``--bf16`` adds aekit with ``precision="bf16-mixed"`` to each round (on a CPU with bfloat16 units), interleaved with
+the float32 runs, and the bf16 / fp32 ratio of each family.
 
 Network: dense 784-500-500-16 ELU both sides (pythae gets the same layers as custom encoder and decoder), a
 Bernoulli decoder (pythae: ``reconstruction_loss="bce"``; WAE and VQ-VAE: squared error), Adam 1e-3, batch 100,
@@ -26,9 +30,9 @@ import aekit
 HIDDEN, LATENT, BATCH = (500, 500), 16, 100
 
 
-def aekit_families() -> dict:
+def aekit_families(precision: str = "32-true") -> dict:
     common = dict(hidden_layers=HIDDEN, epochs=1, batch_size=BATCH, learning_rate=1e-3, random_state=0,
-                  binarize=None, init="he")
+                  binarize=None, init="he", precision=precision)
     return {
         "vae": lambda: aekit.VariationalAutoencoder(latent_dim=LATENT, **common),
         "beta-vae": lambda: aekit.BetaVAE(latent_dim=LATENT, beta=4.0, **common),
@@ -123,34 +127,46 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--rows", type=int, default=10_000)
     ap.add_argument("--only", default=None, help="comma-separated family names (default: all)")
+    ap.add_argument("--bf16", action="store_true", help="also aekit in precision='bf16-mixed', interleaved")
     args = ap.parse_args()
     torch.set_num_threads(1)
     X = aekit.load_dataset("mnist").X_train[: args.rows]
     ours, theirs = aekit_families(), pythae_families()
+    ours_bf16 = aekit_families("bf16-mixed") if args.bf16 else None
     names = [n for n in ours if args.only is None or n in args.only.split(",")]
-    times: dict[str, dict[str, list[float]]] = {n: {"aekit": [], "pythae": []} for n in names}
+    times: dict[str, dict[str, list[float]]] = {n: {"aekit": [], "pythae": [], "bf16": []} for n in names}
     with tempfile.TemporaryDirectory() as out:
         for name in names:  # warm-up: one epoch of each
             aekit_epoch(ours[name], X[:1000])
+            if ours_bf16 is not None:
+                aekit_epoch(ours_bf16[name], X[:1000])
             if theirs is not None:
                 pythae_epoch(theirs[name], X[:1000], out)
         for r in range(args.rounds):
             for name in names:
                 times[name]["aekit"].append(aekit_epoch(ours[name], X))
+                if ours_bf16 is not None:
+                    times[name]["bf16"].append(aekit_epoch(ours_bf16[name], X))
                 if theirs is not None:
                     times[name]["pythae"].append(pythae_epoch(theirs[name], X, out))
-                print(f"round {r} {name}: aekit {times[name]['aekit'][-1]:.2f} s, pythae "
+                bf16 = f", aekit bf16-mixed {times[name]['bf16'][-1]:.2f} s" if ours_bf16 is not None else ""
+                print(f"round {r} {name}: aekit {times[name]['aekit'][-1]:.2f} s{bf16}, pythae "
                       f"{times[name]['pythae'][-1] if theirs is not None else float('nan'):.2f} s", flush=True)
     print(f"\n{args.rows} MNIST rows, 784-500-500-{LATENT} ELU, batch {BATCH}, 1 thread, {args.rounds} rounds "
           f"(medians)\n")
-    print("| family | aekit s/epoch | pythae 0.1.2 s/epoch | pythae / aekit (median of rounds) |")
-    print("| --- | --- | --- | --- |")
+    bf16_head = ((" aekit bf16-mixed s/epoch | bf16 / fp32 (median of rounds) |", " --- | --- |") if args.bf16
+                 else ("", ""))
+    print(f"| family | aekit s/epoch | pythae 0.1.2 s/epoch | pythae / aekit (median of rounds) |{bf16_head[0]}")
+    print(f"| --- | --- | --- | --- |{bf16_head[1]}")
     for name in names:
         a = times[name]["aekit"]
         p = times[name]["pythae"]
+        b = times[name]["bf16"]
         ratio = statistics.median(pp / aa for aa, pp in zip(a, p)) if p else float("nan")
+        bf16 = (f" {statistics.median(b):.2f} | {statistics.median(bb / aa for aa, bb in zip(a, b)):.2f}x |"
+                if b else "")
         print(f"| {name} | {statistics.median(a):.2f} | {statistics.median(p) if p else float('nan'):.2f} | "
-              f"{ratio:.2f}x |")
+              f"{ratio:.2f}x |{bf16}")
 
 
 if __name__ == "__main__":
