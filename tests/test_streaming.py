@@ -98,6 +98,11 @@ def test_streamed_inference_equals_in_memory_inference(digits, tmp_path, dtype):
     out = np.lib.format.open_memmap(tmp_path / "codes.npy", mode="w+", dtype=np.float32, shape=(len(X), 8))
     assert est.transform(source, out=out) is out and np.array_equal(np.load(tmp_path / "codes.npy"),
                                                                   est.transform(in_memory))
+    short = np.zeros((len(X) - 1, 8), dtype=np.float32)
+    for rows in (source, in_memory):  # streamed or not: refused before anything was written
+        with pytest.raises(DataError, match=f"out has {len(X) - 1} rows"):
+            est.set_params(in_memory=False if rows is source else "auto").transform(rows, out=short)
+        assert not short.any()
 
 
 def test_training_streams_by_choice_and_repeats_bit_for_bit(digits_u8, small_windows, caplog):

@@ -413,5 +413,4 @@ def is_source(X: Any) -> bool:
 
 
 __all__ = ["ArraySource", "ImageFolderSource", "NpyFile", "RowSource", "ShardedSource", "Subset", "is_shard_folder",
-           "is_source",
-           "open_rows"]
+           "is_source", "open_rows"]

@@ -216,8 +216,11 @@ def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, de
     from aekit.limits import check_bytes
     from aekit.training.loop import map_batches
 
+    n = len(source)
+    if out is not None and len(out) != n:
+        raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
     stream = Stream(source, device)
-    n, chunk = len(source), stream.window_rows
+    chunk = stream.window_rows
     spans = [(a, min(n, a + chunk)) for a in range(0, n, chunk)]
     buf = torch.empty((min(batch_size, n), source.n_features), dtype=torch.float32, device=stream.device)
     with contextlib.closing(_read_ahead(source.read, spans)) as windows:
@@ -234,8 +237,6 @@ def map_source(fn: Callable[[torch.Tensor], torch.Tensor], source: RowSource, de
                         check_bytes(math.prod(shape) * result.dtype.itemsize, f"the output for {n:,} rows {shape}",
                                     "pass out= an array on disk (np.lib.format.open_memmap), or `aekit encode --out x.npy`")
                         out = np.empty(shape, dtype=result.dtype)
-                    elif len(out) != n:
-                        raise DataError(f"out has {len(out)} rows, but {source.name} has {n}")
                     out[a + s : a + s + len(x)] = result
         finally:
             source.release()

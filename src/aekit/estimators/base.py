@@ -265,6 +265,8 @@ class TorchEstimator(BaseEstimator):
         with threads.using(self._threads()):
             if is_source(X):  # streamed: read in windows, converted per chunk, written into ``out`` as it comes
                 return map_source(run, X, self.device_, out=out, min_rows=min_rows)
+            if out is not None and len(out) != len(X):  # before any work, as map_source checks it
+                raise DataError(f"out has {len(out)} rows, but X has {len(X)}; pass an array of {len(X)} rows")
             result = map_batches(run, self._to_tensor(X), min_rows=min_rows).cpu().numpy()
         if out is not None:
             out[...] = result

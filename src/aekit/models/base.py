@@ -35,8 +35,8 @@ class AEOutput:
         """This output with every lower-precision tensor (bfloat16, float16) in float32: what a mixed-precision
         forward's loss is computed on (float32 and float64 stay as they are)."""
         return replace(self, logits=up(self.logits), codings=up(self.codings),
-                       terms={k: up(v) for k, v in self.terms.items()}, target=None if self.target is None else
-                       up(self.target), log_scale=None if self.log_scale is None else up(self.log_scale))
+                       terms={k: up(v) for k, v in self.terms.items()}, target=up(self.target),
+                       log_scale=up(self.log_scale))
 
 
 class AutoencoderModule(nn.Module):

@@ -164,9 +164,9 @@ class DenseChain:
         return grad if input_grad else None
 
 
-def up(t: torch.Tensor) -> torch.Tensor:
-    """``t`` in float32 if it is of lower precision (bfloat16, float16); float32 and float64 as they are."""
-    return t.float() if t.dtype in (torch.bfloat16, torch.float16) else t
+def up(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` in float32 if it is of lower precision (bfloat16, float16); float32, float64 and None as they are."""
+    return t.float() if t is not None and t.dtype in (torch.bfloat16, torch.float16) else t
 
 
 def _grad_buffer(param: torch.Tensor) -> torch.Tensor:
